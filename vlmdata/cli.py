@@ -1,0 +1,133 @@
+"""The ``vlmdata`` command: thin click wrappers over the library, rich output.
+
+Exit status: 0 all records converted, 1 some records rejected, 2 usage or whole-file errors.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from vlmdata.convert.pipeline import convert as run_convert
+from vlmdata.convert.registry import FORMATS
+from vlmdata.convert.report import ConvertReport
+from vlmdata.errors import RecordError, VlmdataError
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+SHOWN_REJECTIONS = 20
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="vlmdata")
+def main() -> None:
+    """Convert and check vision-language fine-tuning data (ms-swift, InternVL, LLaVA...)."""
+
+
+@main.command()
+@click.argument("src")
+@click.option("--to", "to", required=True, type=click.Choice(list(FORMATS)), help="Target format.")
+@click.option("-o", "--output", required=True, help="Output file, folder (ending in /) or - for stdout.")
+@click.option("--from", "from_format", type=click.Choice(list(FORMATS)), help="Input format (default: detected).")
+@click.option("--root", help="Media root: input paths resolve under it; InternVL/LLaVA output is relative to it.")
+@click.option("--allow-outside-root", is_flag=True, help="Allow media paths that leave the root (../, symlinks).")
+@click.option("--relative-paths", is_flag=True, help="ms-swift output: keep paths relative (set ROOT_IMAGE_DIR).")
+@click.option(
+    "--system",
+    "system",
+    type=click.Choice(["reject", "drop", "merge"]),
+    default="reject",
+    show_default=True,
+    help="What to do with system prompts the target cannot hold.",
+)
+@click.option("--llava-padded", is_flag=True, help="LLaVA boxes are fractions of the padded square image.")
+@click.option("--meta", help="Also write/update this InternVL meta JSON with an entry for the output.")
+@click.option("--name", "meta_name", help="Meta entry name (default: the output file's stem).")
+@click.option("--rejects", help="Write rejected records with their reasons to this JSONL file.")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Worker processes for decoding/encoding.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+def convert(src: str, to: str, output: str, from_format: str | None, as_json: bool, **kw: Any) -> None:
+    """Convert SRC (a file or - for stdin) to another format.
+
+    \b
+    vlmdata convert train.jsonl --to internvl -o out/train.jsonl --root /data/images
+    vlmdata convert llava_v1_5.json --from llava --to swift -o swift.jsonl
+    cat a.jsonl | vlmdata convert - --from swift --to llava -o -
+    """
+    progress = None
+    bar = None
+    if sys.stderr.isatty() and src != "-" and output != "-":
+        from rich.progress import Progress
+
+        bar = Progress(console=err, transient=True)
+        bar.start()
+        task = bar.add_task("converting", total=None)
+
+        def progress(n: int) -> None:
+            bar.advance(task, n)
+
+    try:
+        report = run_convert(src, output, to, from_format=from_format, progress=progress, **kw)
+    except VlmdataError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        sys.exit(2)
+    except RecordError as exc:  # whole-file problems raised from reading
+        err.print(f"[red]error:[/] {exc}")
+        sys.exit(2)
+    except OSError as exc:
+        err.print(f"[red]error:[/] {exc.filename or ''}: {exc.strerror or exc}")
+        sys.exit(2)
+    finally:
+        if bar is not None:
+            bar.stop()
+    if as_json:
+        import orjson
+
+        click.echo(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode())
+    print_report(report)
+    sys.exit(0 if report.ok else 1)
+
+
+def print_report(report: ConvertReport) -> None:
+    for r in report.rejections[:SHOWN_REJECTIONS]:
+        err.print(f"[red]rejected[/] {r.message()}", soft_wrap=True)
+    if report.rejected > SHOWN_REJECTIONS:
+        err.print(f"... and {report.rejected - SHOWN_REJECTIONS} more (use --rejects FILE for all)")
+    for note in report.notes():
+        err.print(f"[yellow]note:[/] {note}")
+    colour = "green" if report.ok else "yellow"
+    err.print(
+        f"[{colour}]{report.source} ({report.input_format}) -> {report.output} ({report.output_format}): "
+        f"{report.records_in} in = {report.written} written + {report.rejected} rejected[/]"
+        f" in {report.seconds:.2f}s"
+    )
+    if report.meta:
+        err.print(f"meta entry written to {report.meta}")
+
+
+@main.command()
+def formats() -> None:
+    """List the supported formats, their fields and box conventions."""
+    table = Table(title="vlmdata formats", show_lines=True)
+    table.add_column("name", style="bold")
+    table.add_column("format")
+    table.add_column("files")
+    table.add_column("fields")
+    table.add_column("boxes")
+    for codec in FORMATS.values():
+        table.add_row(codec.name, codec.title, "/".join(codec.layouts), codec.fields, codec.boxes)
+    Console(width=max(140, Console().width)).print(table)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(prog_name=os.path.basename(sys.argv[0]))

@@ -1,0 +1,166 @@
+"""What every format codec provides, and the contexts a codec reads and writes with.
+
+A codec turns one record of its format into a canonical ``Sample`` (``decode``) and back
+(``encode``). It never knows about other formats: A -> B is always A -> Sample -> B.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from pydantic import TypeAdapter, ValidationError
+
+from vlmdata.convert.frames import convert_box
+from vlmdata.errors import RecordError
+from vlmdata.media.paths import PathResolver
+from vlmdata.media.probe import SizeCache
+from vlmdata.schemas.sample import Box, Frame, MediaRef, Origin, Sample
+
+Layout = Literal["jsonl", "json"]
+SystemPolicy = Literal["reject", "drop", "merge"]
+
+
+@dataclass
+class Tally:
+    """Counters a codec bumps while it works; the pipeline folds them into the report."""
+
+    clamped: int = 0  # coordinates clamped into their frame
+    inserted_tags: int = 0  # media tags added where the source relied on auto-insertion
+    systems_dropped: int = 0
+    systems_merged: int = 0
+    unused_objects: int = 0
+    dropped_keys: Counter[str] = field(default_factory=Counter)
+
+    def merge(self, other: Tally) -> None:
+        self.clamped += other.clamped
+        self.inserted_tags += other.inserted_tags
+        self.systems_dropped += other.systems_dropped
+        self.systems_merged += other.systems_merged
+        self.unused_objects += other.unused_objects
+        self.dropped_keys.update(other.dropped_keys)
+
+
+@dataclass
+class Options:
+    """User choices that change how records are read or written (all picklable for workers)."""
+
+    root: str | None = None  # media root; None = the format's default (see paths.py)
+    allow_outside_root: bool = False
+    relative_paths: bool = False  # ms-swift output: keep paths relative to the root
+    system: SystemPolicy = "reject"  # targets without a system prompt (LLaVA-1.5)
+    llava_padded: bool = False  # LLaVA floats are fractions of the padded square (FORMATS.md 3.5)
+
+
+class ReadContext:
+    """What a decoder needs: where paths resolve, options, counters."""
+
+    def __init__(self, resolver: PathResolver, options: Options, tally: Tally) -> None:
+        self.resolver = resolver
+        self.options = options
+        self.tally = tally
+
+    def media(self, path: Any, what: str = "image") -> MediaRef:
+        if not isinstance(path, str) or not path:
+            raise RecordError(f"{what} path must be a non-empty string, got {path!r}", "fix the media list")
+        return MediaRef(path, self.resolver.resolve(path))
+
+
+class WriteContext:
+    """What an encoder needs: output path policy, image sizes for box frames, counters."""
+
+    def __init__(self, resolver: PathResolver, options: Options, tally: Tally) -> None:
+        self.resolver = resolver
+        self.options = options
+        self.tally = tally
+        self.sizes = SizeCache()
+
+    def image_size(self, sample: Sample, index: int) -> tuple[int, int]:
+        if index >= len(sample.images):
+            raise RecordError(
+                f"a box refers to image {index} but the record has {len(sample.images)} image(s)",
+                "fix the box's image index",
+            )
+        media = sample.images[index]
+        if media.width is None or media.height is None:
+            w, h = self.sizes.size(media.resolved or media.path, media.path)
+            media.width, media.height = w, h
+        return media.width, media.height  # type: ignore[return-value]
+
+    def box(self, sample: Sample, box: Box, image_index: int, frame: Frame) -> Box:
+        out, clamped = convert_box(box, frame, lambda: self.image_size(sample, image_index))
+        self.tally.clamped += clamped
+        return out
+
+    def out_path(self, media: MediaRef, absolute: bool) -> str:
+        """The path to write: absolute for ms-swift, relative to the root for the others."""
+        resolved = media.resolved or media.path
+        if absolute and not self.options.relative_paths:
+            return resolved
+        return self.resolver.relative(resolved)
+
+
+class Codec(ABC):
+    """Base of the format codecs. Subclasses set the class attributes and the three methods."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    layouts: ClassVar[tuple[Layout, ...]] = ("jsonl", "json")
+    default_layout: ClassVar[Layout] = "jsonl"
+    fields: ClassVar[str]
+    boxes: ClassVar[str]
+    absolute_paths: ClassVar[bool] = False  # where relative media paths resolve by default
+    schema: ClassVar[TypeAdapter[Any]]
+    known_keys: ClassVar[frozenset[str]]
+
+    @abstractmethod
+    def detect(self, record: Any, layout: Layout) -> float:
+        """Confidence in [0, 1] that ``record`` is of this format."""
+
+    @abstractmethod
+    def decode(self, record: dict[str, Any], ctx: ReadContext) -> Sample:
+        """One validated record -> Sample (raises RecordError)."""
+
+    @abstractmethod
+    def encode(self, sample: Sample, ctx: WriteContext) -> dict[str, Any]:
+        """Sample -> one record of this format (raises RecordError)."""
+
+    def load(self, payload: bytes | Any) -> dict[str, Any]:
+        """Parse (bytes) and validate the record's shape in pydantic's core."""
+        try:
+            if isinstance(payload, bytes | bytearray):
+                return self.schema.validate_json(payload)
+            return self.schema.validate_python(payload)
+        except ValidationError as exc:
+            raise shape_error(exc, self.title) from None
+
+    def extra_of(self, record: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in record.items() if k not in self.known_keys}
+
+    def put_extra(self, out: dict[str, Any], sample: Sample, ctx: WriteContext) -> None:
+        """Write the unknown keys back, unless one would overwrite a key of this format."""
+        for k, v in sample.extra.items():
+            if k in out or k in self.known_keys:
+                ctx.tally.dropped_keys[k] += 1
+            else:
+                out[k] = v
+
+
+def shape_error(exc: ValidationError, title: str) -> RecordError:
+    err = exc.errors(include_url=False)[0]
+    if err["type"] == "json_invalid":
+        return RecordError(f"invalid JSON: {err['ctx']['error']}", "fix the JSON syntax of this line")
+    loc = ".".join(str(p) for p in err["loc"]) or "record"
+    more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
+    got = err.get("input")
+    shown = repr(got)[:60] if not isinstance(got, dict) else "an object"
+    return RecordError(
+        f"not a valid {title} record: {loc}: {err['msg']} (got {shown}){more}",
+        f"fix {loc}, or pass --from if this is another format",
+    )
+
+
+def origin_of(file: str, line: int | None, index: int, record: dict[str, Any]) -> Origin:
+    return Origin(file, line, index, record.get("id"))

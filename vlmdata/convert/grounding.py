@@ -1,0 +1,230 @@
+"""Grounding and placeholder markup: text <-> typed parts, one parser and renderer per syntax.
+
+Syntaxes (FORMATS.md 2.6, 5.1, 1.6, 3.5):
+
+* ``internvl``: ``<ref>a dog</ref><box>[[x1, y1, x2, y2], ...]</box>``, 0-1000; several boxes of
+  one referent share one ``<box>`` (7.2 #9). Legacy ms-swift wrote ``<box> [[..]] </box>`` with
+  inner spaces; the parser accepts both, the renderer writes InternVL's own form.
+* ``qwen``: ``<|object_ref_start|>a dog<|object_ref_end|><|box_start|>(x1,y1),(x2,y2)<|box_end|>``;
+  consecutive box groups are one referent's boxes; ``(x,y)`` alone is a point.
+* ``llava``: ``[0.21, 0.92, 0.36, 1.0]`` floats in [0, 1], two decimals, no ref markup.
+
+Media tags ``<image>``/``<video>``/``<audio>`` become slots numbered in order of appearance.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+
+from vlmdata.errors import RecordError
+from vlmdata.schemas.sample import (
+    AudioSlot,
+    Box,
+    Boxes,
+    Frame,
+    ImageSlot,
+    Part,
+    Points,
+    Ref,
+    Text,
+    VideoSlot,
+)
+
+MEDIA_TAGS = ("<image>", "<video>", "<audio>")
+
+_NUM = r"-?\d+(?:\.\d+)?"
+_PATTERNS = {
+    "media": r"(?P<media><image>|<video>|<audio>)",
+    "internvl": (
+        r"<ref>(?P<iref>.*?)</ref>"
+        r"|<box>\s*(?P<ibox>\[\s*\[[-\d.,\s\[\]]*\]\s*\])\s*</box>"
+    ),
+    "qwen": (
+        r"<\|object_ref_start\|>(?P<qref>.*?)<\|object_ref_end\|>"
+        rf"|(?P<qbox>(?:<\|box_start\|>\(\s*{_NUM}\s*,\s*{_NUM}\s*\)"
+        rf"(?:\s*,\s*\(\s*{_NUM}\s*,\s*{_NUM}\s*\))?<\|box_end\|>)+)"
+    ),
+    "llava": (r"(?P<lbox>\[(?:0(?:\.\d+)?|1(?:\.0+)?|\.\d+)(?:, ?(?:0(?:\.\d+)?|1(?:\.0+)?|\.\d+)){3}\])"),
+    "swift": r"(?P<sref><ref-object>)|(?P<sbox><bbox>)",
+}
+_QWEN_GROUP = re.compile(rf"\(\s*({_NUM})\s*,\s*({_NUM})\s*\)")
+_QUICK = {
+    "media": ("<image>", "<video>", "<audio>"),
+    "internvl": ("<ref>", "<box>"),
+    "qwen": ("<|",),
+    "swift": ("<ref-object>", "<bbox>"),
+}
+
+
+class Counters:
+    """Running media slot numbers over one sample (tags are numbered across all messages)."""
+
+    __slots__ = ("audio", "image", "video")
+
+    def __init__(self) -> None:
+        self.image = 0
+        self.video = 0
+        self.audio = 0
+
+
+@lru_cache(maxsize=32)
+def _compiled(syntaxes: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(_PATTERNS[s] for s in ("media", *syntaxes)), re.S)
+
+
+def _number(text: str) -> float:
+    v = float(text)
+    return int(v) if v.is_integer() and "." not in text else v
+
+
+def _internvl_boxes(raw: str) -> list[list[float]]:
+    try:
+        import orjson
+
+        value = orjson.loads(raw)
+    except Exception as exc:
+        raise RecordError(f"cannot read InternVL box {raw!r}", "write <box>[[x1, y1, x2, y2]]</box>") from exc
+    if not (isinstance(value, list) and all(isinstance(b, list) for b in value)):
+        raise RecordError(f"InternVL box {raw!r} is not a list of lists")
+    for b in value:
+        if len(b) not in (2, 4) or not all(isinstance(v, int | float) for v in b):
+            raise RecordError(
+                f"InternVL box {b!r} in {raw!r} must hold 4 numbers (x1, y1, x2, y2)",
+                "fix the box or remove it",
+            )
+    return value
+
+
+def _make_part(values: list[list[float]], frame: Frame) -> Part:
+    boxes = tuple(
+        Box(v[0], v[1], None, None, frame) if len(v) == 2 else Box(v[0], v[1], v[2], v[3], frame) for v in values
+    )
+    if all(b.is_point for b in boxes):
+        return Points(boxes)
+    return Boxes(boxes)
+
+
+def parse_text(
+    text: str,
+    syntaxes: tuple[str, ...],
+    counters: Counters,
+    llava_frame: Frame = Frame.NORM1,
+) -> list[Part]:
+    """Split ``text`` into parts; ``syntaxes`` picks the grounding markup this format uses.
+
+    ``swift`` placeholders come back as ``Ref("")``/``Boxes(())`` markers that the ms-swift
+    codec fills from the record's ``objects``.
+    """
+    if "<" not in text and ("llava" not in syntaxes or "[" not in text):
+        return [Text(text)] if text else []
+    if not any(q in text for s in ("media", *syntaxes) for q in _QUICK.get(s, ("[",))):
+        return [Text(text)] if text else []
+    parts: list[Part] = []
+    pos = 0
+    for m in _compiled(syntaxes).finditer(text):
+        if m.start() > pos:
+            parts.append(Text(text[pos : m.start()]))
+        pos = m.end()
+        kind = m.lastgroup
+        if kind == "media":
+            tag = m.group("media")
+            if tag == "<image>":
+                parts.append(ImageSlot(counters.image))
+                counters.image += 1
+            elif tag == "<video>":
+                parts.append(VideoSlot(counters.video))
+                counters.video += 1
+            else:
+                parts.append(AudioSlot(counters.audio))
+                counters.audio += 1
+        elif kind == "iref":
+            parts.append(Ref(m.group("iref")))
+        elif kind == "ibox":
+            parts.append(_make_part(_internvl_boxes(m.group("ibox")), Frame.NORM1000))
+        elif kind == "qref":
+            parts.append(Ref(m.group("qref")))
+        elif kind == "qbox":
+            groups = [[_number(a), _number(b)] for a, b in _QWEN_GROUP.findall(m.group("qbox"))]
+            values: list[list[float]] = []
+            for chunk in m.group("qbox").split("<|box_end|>")[:-1]:
+                n = len(_QWEN_GROUP.findall(chunk))
+                pair, groups = groups[:n], groups[n:]
+                values.append([c for p in pair for c in p])
+            parts.append(_make_part(values, Frame.NORM1000))
+        elif kind == "lbox":
+            nums = [float(v) for v in m.group("lbox")[1:-1].split(",")]
+            parts.append(Boxes((Box(*nums, llava_frame),)))
+        elif kind == "sref":
+            parts.append(Ref(""))
+        elif kind == "sbox":
+            parts.append(Boxes(()))
+    if pos < len(text):
+        parts.append(Text(text[pos:]))
+    return parts
+
+
+def _fmt(v: float) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def render_internvl_boxes(part: Boxes | Points) -> str:
+    items = part.boxes if isinstance(part, Boxes) else part.points
+    inner = ", ".join("[" + ", ".join(_fmt(v) for v in b.coords()) + "]" for b in items)
+    return f"<box>[{inner}]</box>"
+
+
+def render_qwen_boxes(part: Boxes | Points) -> str:
+    items = part.boxes if isinstance(part, Boxes) else part.points
+    out = []
+    for b in items:
+        c = [_fmt(v) for v in b.coords()]
+        pairs = ",".join(f"({c[i]},{c[i + 1]})" for i in range(0, len(c), 2))
+        out.append(f"<|box_start|>{pairs}<|box_end|>")
+    return "".join(out)
+
+
+def _llava_number(v: float) -> str:
+    return repr(round(float(v), 2))
+
+
+def render_llava_boxes(part: Boxes | Points) -> str:
+    items = part.boxes if isinstance(part, Boxes) else part.points
+    return ", ".join("[" + ", ".join(_llava_number(v) for v in b.coords()) + "]" for b in items)
+
+
+RENDER_REF = {
+    "internvl": lambda t: f"<ref>{t}</ref>",
+    "qwen": lambda t: f"<|object_ref_start|>{t}<|object_ref_end|>",
+    "llava": lambda t: t,
+}
+RENDER_BOXES = {
+    "internvl": render_internvl_boxes,
+    "qwen": render_qwen_boxes,
+    "llava": render_llava_boxes,
+}
+
+
+def render_parts(parts: Iterable[Part], syntax: str) -> str:
+    """Text of ``parts`` in ``syntax``; boxes must already be in that syntax's frame."""
+    ref = RENDER_REF[syntax]
+    boxes = RENDER_BOXES[syntax]
+    out: list[str] = []
+    for p in parts:
+        t = p.type
+        if t == "text":
+            out.append(p.text)  # type: ignore[union-attr]
+        elif t == "image":
+            out.append("<image>")
+        elif t == "video":
+            out.append("<video>")
+        elif t == "audio":
+            out.append("<audio>")
+        elif t == "ref":
+            out.append(ref(p.text))  # type: ignore[union-attr]
+        else:
+            out.append(boxes(p))  # type: ignore[arg-type]
+    return "".join(out)

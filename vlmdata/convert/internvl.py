@@ -1,0 +1,121 @@
+"""InternVL chat fine-tuning JSONL records (FORMATS.md 2.2-2.6).
+
+Reading follows ``internvl2_5`` (the InternVL2.5/3 fine-tune style): an optional leading system
+turn, ``<image>``/``<video>`` counted in human turns only, ``<image>\\n`` inserted at the start of
+the first human turn for a single image (or ``<video>\\n`` for a video) when the record has no tag,
+multi-image counts that must match exactly. Boxes are ``<ref>..</ref><box>[[..]]</box>`` on 0-1000.
+Writing puts an explicit tag for every image in a human turn and boxes in 0-1000 computed from
+the original image size; media paths are written relative to the meta ``root``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vlmdata.convert.codec import Codec, Layout, ReadContext, WriteContext
+from vlmdata.convert.placeholders import count_slots, reconcile, slot_roles
+from vlmdata.convert.turns import read_turns, write_turns
+from vlmdata.errors import RecordError
+from vlmdata.schemas.internvl import INTERNVL_RECORD
+from vlmdata.schemas.sample import Frame, MediaRef, Sample
+
+SOURCE = "InternVL"
+
+
+class InternVLCodec(Codec):
+    name = "internvl"
+    title = "InternVL chat JSONL"
+    layouts = ("jsonl",)
+    fields = "id, image (str | list), video, width/height (width_list/height_list), conversations[{from, value}]"
+    boxes = "<ref>text</ref><box>[[x1, y1, x2, y2], ...]</box>, integers 0-1000 of the original image"
+    schema = INTERNVL_RECORD
+    known_keys = frozenset({"id", "image", "video", "width", "height", "width_list", "height_list", "conversations"})
+
+    def detect(self, record: Any, layout: Layout) -> float:
+        if not isinstance(record, dict) or not isinstance(record.get("conversations"), list):
+            return 0.0
+        score = 0.5
+        if isinstance(record.get("image"), list) or "width" in record or "width_list" in record:
+            score += 0.2
+        if "video" in record:
+            score += 0.2
+        if layout == "jsonl":
+            score += 0.2
+        return min(score, 1.0)
+
+    def decode(self, record: dict[str, Any], ctx: ReadContext) -> Sample:
+        messages = read_turns(record["conversations"], ("internvl",), source=SOURCE, allow_system=True)
+        images = self._images(record, ctx)
+        videos = [ctx.media(record["video"], "video")] if record.get("video") else []
+        if images and videos:
+            raise RecordError("the record has both image and video", "InternVL takes one kind per record")
+        for kind in ("image", "video"):
+            outside = slot_roles(messages, kind) - {"user"}
+            if outside:
+                raise RecordError(
+                    f"<{kind}> appears in {'/'.join(sorted(outside))} turns",
+                    "InternVL (internvl2_5) only replaces tags in human turns: move the tag",
+                )
+        ctx.tally.inserted_tags += reconcile(
+            messages,
+            {"image": len(images), "video": len(videos)},
+            prepend_to=("user",),
+            newline=True,
+            only_single=True,
+            source=SOURCE,
+        )
+        return Sample(messages, images, videos, [], record.get("id"), self.extra_of(record))
+
+    def _images(self, record: dict[str, Any], ctx: ReadContext) -> list[MediaRef]:
+        raw = record.get("image")
+        if not raw:
+            return []
+        paths = raw if isinstance(raw, list) else [raw]
+        images = [ctx.media(p) for p in paths]
+        widths = record.get("width_list") if isinstance(raw, list) else [record.get("width")]
+        heights = record.get("height_list") if isinstance(raw, list) else [record.get("height")]
+        if widths and heights and len(widths) == len(heights) == len(images):
+            for media, w, h in zip(images, widths, heights, strict=True):
+                if w and h:
+                    media.width, media.height = w, h
+        return images
+
+    def encode(self, sample: Sample, ctx: WriteContext) -> dict[str, Any]:
+        if sample.images and sample.videos:
+            raise RecordError("the record has images and a video", "InternVL takes one kind per record")
+        if len(sample.videos) > 1:
+            raise RecordError(f"{len(sample.videos)} videos in one record", "InternVL takes one video")
+        if sample.audios:
+            raise RecordError("the record has audio", "InternVL has no audio input")
+        for kind in ("image", "video"):
+            outside = slot_roles(sample.messages, kind) - {"user"}
+            if outside:
+                raise RecordError(
+                    f"<{kind}> tags in {'/'.join(sorted(outside))} turns",
+                    "InternVL only reads media tags in human turns",
+                )
+        n_tags = count_slots(sample.messages, "image")
+        if n_tags != len(sample.images):
+            raise RecordError(f"{n_tags} <image> tags but {len(sample.images)} images")
+        out: dict[str, Any] = {}
+        if sample.id is not None:
+            out["id"] = sample.id
+        conversations = write_turns(sample, ctx, "internvl", Frame.NORM1000, source=SOURCE)
+        if len(sample.images) == 1:
+            media = sample.images[0]
+            out["image"] = ctx.out_path(media, absolute=False)
+            if media.width and media.height:
+                out["width"], out["height"] = media.width, media.height
+        elif sample.images:
+            out["image"] = [ctx.out_path(m, absolute=False) for m in sample.images]
+            if all(m.width and m.height for m in sample.images):
+                out["width_list"] = [m.width for m in sample.images]
+                out["height_list"] = [m.height for m in sample.images]
+        if sample.videos:
+            video = sample.videos[0]
+            if video.frames:
+                raise RecordError("the video is a list of frame files", "InternVL wants a video file or a frame folder")
+            out["video"] = ctx.out_path(video, absolute=False)
+        out["conversations"] = conversations
+        self.put_extra(out, sample, ctx)
+        return out

@@ -1,0 +1,293 @@
+"""Streaming record readers and atomic writers.
+
+JSONL is read line by line as bytes (the codec validates each line from bytes). A JSON list is
+read incrementally: chunks of text go through the C-accelerated ``json`` scanner one element at a
+time, so memory holds one element plus one chunk, never the file. Writers write to a temporary
+file beside the target and rename it into place only when the whole run succeeded.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any, BinaryIO
+
+import orjson
+
+from vlmdata.errors import VlmdataError
+
+CHUNK = 1 << 20
+MAX_ELEMENT = 256 << 20  # one JSON list element larger than this is treated as broken
+
+
+@dataclass(slots=True)
+class Raw:
+    """One record as read: JSONL bytes, or an already parsed JSON list element."""
+
+    payload: bytes | Any
+    line: int | None
+    index: int
+
+
+class SyntaxErrorInFile(Exception):
+    """The JSON list cannot be read past this point (reported once, with line and column)."""
+
+    def __init__(self, message: str, line: int, column: int, index: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.column = column
+        self.index = index
+
+
+def open_input(path: str) -> BinaryIO:
+    if path == "-":
+        return sys.stdin.buffer
+    if os.path.isdir(path):
+        raise VlmdataError(f"{path}: is a directory; give a data file (.jsonl or .json)")
+    if not os.path.exists(path):
+        raise VlmdataError(f"{path}: no such file")
+    return open(path, "rb")
+
+
+class PeekReader:
+    """A binary stream whose first bytes can be looked at without consuming them (for stdin)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+        self.head = b""
+
+    def peek(self, n: int = 4096) -> bytes:
+        while len(self.head) < n:
+            more = self.stream.read(n - len(self.head))
+            if not more:
+                break
+            self.head += more
+        return self.head
+
+    def read(self, n: int = -1) -> bytes:
+        if self.head:
+            if n < 0:
+                data, self.head = self.head + self.stream.read(), b""
+                return data
+            data, self.head = self.head[:n], self.head[n:]
+            if len(data) < n:
+                data += self.stream.read(n - len(data))
+            return data
+        return self.stream.read(n)
+
+    def lines(self) -> Iterator[bytes]:
+        head, self.head = self.head, b""
+        if head:
+            parts = head.split(b"\n")
+            rest = self.stream.readline() if not head.endswith(b"\n") else b""
+            parts[-1] += rest
+            for p in parts[:-1]:
+                yield p + b"\n"
+            if parts[-1]:
+                yield parts[-1]
+        yield from self.stream
+
+
+def sniff_layout(reader: PeekReader, name: str) -> str:
+    """'json' for a JSON list, 'stream' for one pretty-printed object, else 'jsonl'."""
+    head = reader.peek(1 << 16)
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not stripped:
+        if not head:
+            raise VlmdataError(f"{name}: the file is empty; there is nothing to convert")
+        raise VlmdataError(f"{name}: the file holds only whitespace; there is nothing to convert")
+    if stripped[:1] == b"[":
+        return "json"
+    first_line = stripped.split(b"\n", 1)[0].strip()
+    if first_line == b"{":
+        return "stream"
+    return "jsonl"
+
+
+def iter_jsonl(reader: PeekReader) -> Iterator[Raw]:
+    index = 0
+    for lineno, line in enumerate(reader.lines(), 1):
+        if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):
+            line = line[3:]
+        if not line.strip():
+            continue  # blank lines (e.g. a trailing one) are not records
+        yield Raw(line, lineno, index)
+        index += 1
+
+
+def iter_json_values(reader: PeekReader, *, in_list: bool) -> Iterator[Raw]:
+    """Elements of a top-level JSON list (or a stream of JSON values), one at a time."""
+    decoder = json.JSONDecoder()
+    utf8 = codecs.getincrementaldecoder("utf-8-sig")("strict")
+    buf = ""
+    pos = 0
+    line_base = 1  # line number of buf[0]
+    eof = False
+    index = 0
+
+    def fill() -> bool:
+        nonlocal buf, pos, line_base, eof
+        if eof:
+            return False
+        data = reader.read(CHUNK)
+        try:
+            text = utf8.decode(data, final=not data)
+        except UnicodeDecodeError as exc:
+            line = line_base + buf.count("\n")
+            raise SyntaxErrorInFile(f"invalid UTF-8 ({exc.reason})", line, 0, index) from None
+        if not data:
+            eof = True
+        if pos > CHUNK:
+            line_base += buf.count("\n", 0, pos)
+            buf, pos = buf[pos:], 0
+        buf += text
+        return True
+
+    def where(p: int) -> tuple[int, int]:
+        line = line_base + buf.count("\n", 0, p)
+        col = p - (buf.rfind("\n", 0, p) + 1) + 1
+        return line, col
+
+    def skip_ws() -> None:
+        nonlocal pos
+        while True:
+            while pos < len(buf) and buf[pos] in " \t\r\n":
+                pos += 1
+            if pos < len(buf) or not fill():
+                return
+
+    fill()
+    skip_ws()
+    if in_list:
+        pos += 1  # the '[' that sniff_layout saw
+        skip_ws()
+        if pos < len(buf) and buf[pos] == "]":
+            return
+    while True:
+        skip_ws()
+        if pos >= len(buf):
+            if in_list:
+                line, col = where(pos)
+                raise SyntaxErrorInFile("the list is not closed with ']'", line, col, index)
+            return
+        start = pos
+        while True:
+            try:
+                value, end = decoder.raw_decode(buf, pos)
+                break
+            except json.JSONDecodeError as exc:
+                if not eof and len(buf) - start < MAX_ELEMENT and fill():
+                    continue
+                line, col = where(exc.pos)
+                raise SyntaxErrorInFile(exc.msg, line, col, index) from None
+        yield Raw(value, where(start)[0], index)
+        index += 1
+        pos = end
+        skip_ws()
+        if not in_list:
+            continue
+        if pos < len(buf) and buf[pos] == ",":
+            pos += 1
+            skip_ws()
+            if pos < len(buf) and buf[pos] == "]":
+                line, col = where(pos)
+                raise SyntaxErrorInFile("trailing comma before ']'", line, col, index)
+            continue
+        if pos < len(buf) and buf[pos] == "]":
+            return
+        line, col = where(pos)
+        raise SyntaxErrorInFile("expected ',' or ']' after a list element", line, col, index)
+
+
+def read_raw(path: str) -> tuple[str, Iterator[Raw], BinaryIO]:
+    """(layout, records, stream to close) for ``path`` ('-' = stdin)."""
+    stream = open_input(path)
+    reader = PeekReader(stream)
+    name = "<stdin>" if path == "-" else path
+    try:
+        layout = sniff_layout(reader, name)
+    except Exception:
+        if path != "-":
+            stream.close()
+        raise
+    if layout == "jsonl":
+        return "jsonl", iter_jsonl(reader), stream
+    return "json", iter_json_values(reader, in_list=layout == "json"), stream
+
+
+class RecordWriter:
+    """Writes records as JSONL or as one JSON list, atomically (temp file + rename)."""
+
+    def __init__(self, path: str, layout: str) -> None:
+        self.path = path
+        self.layout = layout
+        self.count = 0
+        self._tmp: str | None = None
+        if path == "-":
+            self._out: IO[bytes] = sys.stdout.buffer
+        else:
+            folder = os.path.dirname(os.path.abspath(path))
+            os.makedirs(folder, exist_ok=True)
+            fd, self._tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+            self._out = os.fdopen(fd, "wb", buffering=1 << 20)
+        if layout == "json":
+            self._out.write(b"[")
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.write_bytes(orjson.dumps(record))
+
+    def write_bytes(self, data: bytes) -> None:
+        if self.layout == "json":
+            self._out.write(b"\n" if self.count == 0 else b",\n")
+            self._out.write(data)
+        else:
+            self._out.write(data)
+            self._out.write(b"\n")
+        self.count += 1
+
+    def write_many(self, encoded: list[bytes]) -> None:
+        """Pre-encoded records (from worker processes)."""
+        if not encoded:
+            return
+        if self.layout == "json":
+            for data in encoded:
+                self.write_bytes(data)
+        else:
+            self._out.write(b"\n".join(encoded) + b"\n")
+            self.count += len(encoded)
+
+    def commit(self) -> None:
+        if self.layout == "json":
+            self._out.write(b"\n]\n")
+        self._out.flush()
+        if self._tmp is not None:
+            os.fsync(self._out.fileno())
+            self._out.close()
+            os.replace(self._tmp, self.path)
+            self._tmp = None
+
+    def abort(self) -> None:
+        if self._tmp is not None:
+            self._out.close()
+            os.unlink(self._tmp)
+            self._tmp = None
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,51 @@
+"""InternVL meta JSON entries (FORMATS.md 2.1), written atomically, other entries kept."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import orjson
+
+from vlmdata.convert.io import atomic_write_bytes
+from vlmdata.errors import VlmdataError
+
+
+def load_meta(path: str) -> dict[str, Any]:
+    if not os.path.exists(path):
+        return {}
+    try:
+        with open(path, "rb") as f:
+            data = orjson.loads(f.read())
+    except orjson.JSONDecodeError as exc:
+        raise VlmdataError(f"{path}: not valid JSON ({exc}); fix it or write another meta file") from None
+    if not isinstance(data, dict):
+        raise VlmdataError(f"{path}: an InternVL meta file is a JSON object of named entries")
+    return data
+
+
+def update_internvl_meta(
+    path: str,
+    name: str,
+    *,
+    root: str,
+    annotation: str,
+    length: int,
+    data_augment: bool = False,
+    repeat_time: int | float = 1,
+) -> dict[str, Any]:
+    """Add or update entry ``name``; settings a user chose for an existing entry are kept.
+
+    ``root`` and ``annotation`` are written absolute: InternVL resolves both against the
+    working directory of the training run, not the meta file.
+    """
+    meta = load_meta(path)
+    entry = dict(meta.get(name) or {})
+    entry["root"] = os.path.abspath(root)
+    entry["annotation"] = os.path.abspath(annotation)
+    entry.setdefault("data_augment", data_augment)
+    entry.setdefault("repeat_time", repeat_time)
+    entry["length"] = length
+    meta[name] = entry
+    atomic_write_bytes(path, orjson.dumps(meta, option=orjson.OPT_INDENT_2) + b"\n")
+    return meta

@@ -1,0 +1,436 @@
+"""read -> Sample stream -> write, with a report that accounts for every record.
+
+``convert`` is the whole pipeline. With ``workers > 1`` the decode/encode work runs in worker
+processes over chunks of records while this process reads and writes in order.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from vlmdata.convert.codec import Codec, Options, ReadContext, Tally, WriteContext
+from vlmdata.convert.io import Raw, RecordWriter, SyntaxErrorInFile, read_raw
+from vlmdata.convert.registry import detect, get_codec
+from vlmdata.convert.report import ConvertReport, Rejection
+from vlmdata.errors import RecordError, VlmdataError
+from vlmdata.media.paths import PathResolver
+from vlmdata.schemas.sample import Origin, Sample
+
+CHUNK_RECORDS = 2000
+# Bad data surfaces in codecs as these; they become rejections, never tracebacks.
+DATA_ERRORS = (RecordError, KeyError, TypeError, ValueError, IndexError, AttributeError)
+
+
+def display_name(path: str) -> str:
+    return "<stdin>" if path == "-" else path
+
+
+def default_root(codec: Codec, src: str) -> str:
+    """Where relative media paths resolve when no root is given (FORMATS.md 7.4 #23)."""
+    if codec.absolute_paths or src == "-":
+        return os.getcwd()  # ms-swift: the working directory
+    return os.path.dirname(os.path.abspath(src))  # InternVL/LLaVA: their root folder
+
+
+def resolver_for(codec: Codec, src: str, options: Options) -> PathResolver:
+    root = options.root if options.root is not None else default_root(codec, src)
+    return PathResolver(root, explicit_root=options.root is not None, allow_outside=options.allow_outside_root)
+
+
+@dataclass
+class Opened:
+    codec: Codec
+    layout: str
+    records: Iterator[Raw]
+    close: Any
+
+
+def open_records(src: str, fmt: str | None) -> Opened:
+    layout, records, stream = read_raw(src)
+    if fmt is not None:
+        codec = get_codec(fmt)
+    else:
+        head: list[Raw] = []
+        try:
+            head.extend(itertools.islice(records, 50))
+        except SyntaxErrorInFile as exc:
+            if not head:
+                stream.close()
+                raise VlmdataError(
+                    f"{display_name(src)}:{exc.line}:{exc.column}: JSON syntax error: {exc.message}; "
+                    "fix the JSON (a trailing comma or a missing bracket is the usual cause)"
+                ) from None
+            records = _raise_later(exc)
+        codec = detect([r.payload for r in head], layout, display_name(src))  # type: ignore[arg-type]
+        records = itertools.chain(head, records)
+    close = stream.close if src != "-" else (lambda: None)
+    return Opened(codec, layout, records, close)
+
+
+def _raise_later(exc: SyntaxErrorInFile) -> Iterator[Raw]:
+    raise exc
+    yield  # pragma: no cover - makes this a generator
+
+
+def _rejection(name: str, raw: Raw, exc: BaseException, record_id: Any) -> Rejection:
+    if isinstance(exc, RecordError):
+        return Rejection(name, raw.line, raw.index, record_id, exc.what, exc.fix)
+    return Rejection(
+        name,
+        raw.line,
+        raw.index,
+        record_id,
+        f"unexpected record shape ({type(exc).__name__}: {exc})",
+        "check the record against the format's fields (vlmdata formats)",
+    )
+
+
+def _id_of(raw: Raw) -> Any:
+    payload = raw.payload
+    if isinstance(payload, dict):
+        return payload.get("id")
+    try:
+        value = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    return value.get("id") if isinstance(value, dict) else None
+
+
+class Decoder:
+    """Raw records -> Samples for one input file (shared by read() and convert())."""
+
+    def __init__(self, codec: Codec, name: str, resolver: PathResolver, options: Options, tally: Tally):
+        self.codec = codec
+        self.name = name
+        self.ctx = ReadContext(resolver, options, tally)
+
+    def decode(self, raw: Raw) -> Sample:
+        record = self.codec.load(raw.payload)
+        if not isinstance(record, dict):
+            raise RecordError("the record is not a JSON object")
+        sample = self.codec.decode(record, self.ctx)
+        sample.origin = Origin(self.name, raw.line, raw.index, sample.id)
+        return sample
+
+
+class _Work:
+    """Per-process state for converting chunks (built once per worker)."""
+
+    def __init__(
+        self, src_format: str, dst_format: str, name: str, in_root: str, explicit: bool, out_root: str, options: Options
+    ) -> None:
+        self.tally = Tally()
+        self.reader = get_codec(src_format)
+        self.writer = get_codec(dst_format)
+        in_resolver = PathResolver(in_root, explicit_root=explicit, allow_outside=options.allow_outside_root)
+        out_resolver = PathResolver(out_root, explicit_root=explicit, allow_outside=True)
+        self.decoder = Decoder(self.reader, name, in_resolver, options, self.tally)
+        self.wctx = WriteContext(out_resolver, options, self.tally)
+        self.name = name
+
+    def run(self, chunk: list[Raw]) -> tuple[list[bytes], list[tuple[Rejection, Raw]]]:
+        out: list[bytes] = []
+        rejected: list[tuple[Rejection, Raw]] = []
+        dumps = orjson.dumps
+        decode = self.decoder.decode
+        encode = self.writer.encode
+        wctx = self.wctx
+        for raw in chunk:
+            try:
+                out.append(dumps(encode(decode(raw), wctx)))
+            except DATA_ERRORS as exc:
+                rejected.append((_rejection(self.name, raw, exc, _id_of(raw)), raw))
+        return out, rejected
+
+
+_WORKER: _Work | None = None
+
+
+def _init_worker(*args: Any) -> None:
+    global _WORKER
+    _WORKER = _Work(*args)
+
+
+def _run_chunk(chunk: list[Raw]) -> tuple[list[bytes], list[tuple[Rejection, Raw]], Tally, int]:
+    assert _WORKER is not None
+    _WORKER.tally.__init__()  # type: ignore[misc]
+    out, rejected = _WORKER.run(chunk)
+    return out, rejected, _WORKER.tally, len(chunk)
+
+
+def _chunks(records: Iterator[Raw], size: int) -> Iterator[list[Raw]]:
+    while True:
+        chunk = list(itertools.islice(records, size))
+        if not chunk:
+            return
+        yield chunk
+
+
+def output_layout(codec: Codec, dst: str, layout: str | None) -> str:
+    if layout is None:
+        if dst.endswith(".json") and "json" in codec.layouts:
+            layout = "json"
+        elif dst.endswith(".jsonl") and "jsonl" in codec.layouts:
+            layout = "jsonl"
+        else:
+            layout = codec.default_layout
+    if layout not in codec.layouts:
+        raise VlmdataError(f"{codec.title} files are {' or '.join(codec.layouts).upper()}, not {layout.upper()}")
+    suffix = ".jsonl" if layout == "jsonl" else ".json"
+    if dst != "-" and os.path.splitext(dst)[1] in (".json", ".jsonl") and not dst.endswith(suffix):
+        hint = " (InternVL asserts that annotations end in .jsonl)" if codec.name == "internvl" else ""
+        raise VlmdataError(f"{dst}: {codec.title} output must be a {suffix} file{hint}")
+    return layout
+
+
+def output_path(src: str, dst: str, codec: Codec) -> str:
+    """``-o out/`` names the file after the input, with the target format's extension."""
+    if dst == "-" or not (dst.endswith(os.sep) or os.path.isdir(dst)):
+        return dst
+    stem = "data" if src == "-" else os.path.splitext(os.path.basename(src))[0]
+    return os.path.join(dst, stem + (".json" if codec.default_layout == "json" else ".jsonl"))
+
+
+def _check_not_input(src: str, dst: str) -> None:
+    if src != "-" and dst != "-" and os.path.exists(dst) and os.path.samefile(src, dst):
+        raise VlmdataError(f"{dst}: the output would overwrite the input; write somewhere else")
+
+
+class RejectsFile:
+    def __init__(self, path: str | None) -> None:
+        self.writer = RecordWriter(path, "jsonl") if path else None
+
+    def add(self, rejection: Rejection, raw: Raw) -> None:
+        if self.writer is None:
+            return
+        payload = raw.payload
+        if isinstance(payload, bytes | bytearray):
+            try:
+                payload = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                payload = payload.decode("utf-8", "replace").rstrip("\n")
+        self.writer.write(
+            {
+                "file": rejection.file,
+                "line": rejection.line,
+                "index": rejection.index,
+                "id": rejection.id,
+                "error": rejection.error,
+                "fix": rejection.fix,
+                "record": payload,
+            }
+        )
+
+
+def convert(
+    src: str,
+    dst: str,
+    to: str,
+    *,
+    from_format: str | None = None,
+    rejects: str | None = None,
+    meta: str | None = None,
+    meta_name: str | None = None,
+    layout: str | None = None,
+    workers: int = 1,
+    progress: Any = None,
+    **option_values: Any,
+) -> ConvertReport:
+    """Convert ``src`` to format ``to`` at ``dst``; returns the report (see ConvertReport)."""
+    started = time.perf_counter()
+    options = Options(**option_values)
+    target = get_codec(to)
+    opened = open_records(src, from_format)
+    try:
+        dst = output_path(src, dst, target)
+        _check_not_input(src, dst)
+        out_layout = output_layout(target, dst, layout)
+        name = display_name(src)
+        in_root = options.root if options.root is not None else default_root(opened.codec, src)
+        report = ConvertReport(name, display_name(dst), opened.codec.name, target.name)
+        writer = RecordWriter(dst, out_layout)
+        rejects_file = RejectsFile(rejects)
+        args = (opened.codec.name, target.name, name, in_root, options.root is not None, in_root, options)
+        try:
+            if workers > 1:
+                _convert_parallel(opened.records, writer, rejects_file, report, args, workers, progress)
+            else:
+                _convert_serial(opened.records, writer, rejects_file, report, args, progress)
+        except BaseException:
+            writer.abort()
+            if rejects_file.writer:
+                rejects_file.writer.abort()
+            raise
+        writer.commit()
+        if rejects_file.writer:
+            rejects_file.writer.commit()
+        report.written = writer.count
+        if meta:
+            from vlmdata.convert.meta import update_internvl_meta
+
+            if target.name != "internvl":
+                raise VlmdataError("--meta writes an InternVL meta entry; use it with --to internvl")
+            update_internvl_meta(
+                meta,
+                meta_name or os.path.splitext(os.path.basename(dst))[0],
+                root=in_root,
+                annotation=dst,
+                length=report.written,
+            )
+            report.meta = meta
+    finally:
+        opened.close()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _account_syntax_error(exc: SyntaxErrorInFile, report: ConvertReport, name: str) -> None:
+    report.records_in += 1
+    report.add_rejection(
+        Rejection(
+            name,
+            exc.line,
+            exc.index,
+            None,
+            f"JSON syntax error at line {exc.line} column {exc.column}: {exc.message}; "
+            "the rest of the file cannot be read",
+            "fix the JSON (a trailing comma or a missing bracket is the usual cause)",
+        )
+    )
+
+
+def _convert_serial(
+    records: Iterator[Raw],
+    writer: RecordWriter,
+    rejects_file: RejectsFile,
+    report: ConvertReport,
+    args: tuple[Any, ...],
+    progress: Any,
+) -> None:
+    work = _Work(*args)
+    report.tally = work.tally
+    for chunk in _chunks_safe(records, report, args[2]):
+        out, rejected = work.run(chunk)
+        writer.write_many(out)
+        _account(chunk, out, rejected, report, rejects_file, progress)
+
+
+def _convert_parallel(
+    records: Iterator[Raw],
+    writer: RecordWriter,
+    rejects_file: RejectsFile,
+    report: ConvertReport,
+    args: tuple[Any, ...],
+    workers: int,
+    progress: Any,
+) -> None:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork" if hasattr(os, "fork") else "spawn")
+    with ctx.Pool(workers, initializer=_init_worker, initargs=args) as pool:
+        chunks = _chunks_safe(records, report, args[2])
+        for out, rejected, tally, size in pool.imap(_run_chunk, chunks):
+            writer.write_many(out)
+            report.tally.merge(tally)
+            report.records_in += size
+            for rejection, raw in rejected:
+                report.add_rejection(rejection)
+                rejects_file.add(rejection, raw)
+            if progress is not None:
+                progress(size)
+
+
+def _chunks_safe(records: Iterator[Raw], report: ConvertReport, name: str) -> Iterator[list[Raw]]:
+    """Chunks of records; a JSON syntax error ends the stream with one counted rejection."""
+    chunk: list[Raw] = []
+    try:
+        for raw in records:
+            chunk.append(raw)
+            if len(chunk) >= CHUNK_RECORDS:
+                yield chunk
+                chunk = []
+    except SyntaxErrorInFile as exc:
+        if chunk:
+            yield chunk
+            chunk = []
+        _account_syntax_error(exc, report, name)
+    if chunk:
+        yield chunk
+
+
+def _account(
+    chunk: list[Raw],
+    out: list[bytes],
+    rejected: list[tuple[Rejection, Raw]],
+    report: ConvertReport,
+    rejects_file: RejectsFile,
+    progress: Any,
+) -> None:
+    report.records_in += len(chunk)
+    for rejection, raw in rejected:
+        report.add_rejection(rejection)
+        rejects_file.add(rejection, raw)
+    if progress is not None:
+        progress(len(chunk))
+
+
+def read(path: str, format: str | None = None, root: str | None = None, **option_values: Any) -> Iterator[Sample]:
+    """Yield the Samples of ``path``; a bad record raises RecordError naming file:line (id)."""
+    options = Options(root=root, **option_values)
+    opened = open_records(path, format)
+    name = display_name(path)
+    decoder = Decoder(opened.codec, name, resolver_for(opened.codec, path, options), options, Tally())
+    try:
+        for raw in opened.records:
+            try:
+                yield decoder.decode(raw)
+            except DATA_ERRORS as exc:
+                rejection = _rejection(name, raw, exc, _id_of(raw))
+                raise RecordError(rejection.error, rejection.fix, where=rejection.where()) from None
+    except SyntaxErrorInFile as exc:
+        raise RecordError(
+            f"JSON syntax error at line {exc.line} column {exc.column}: {exc.message}",
+            "fix the JSON",
+            where=name,
+        ) from None
+    finally:
+        opened.close()
+
+
+def write(
+    samples: Iterable[Sample],
+    path: str,
+    format: str,
+    *,
+    root: str | None = None,
+    layout: str | None = None,
+    **option_values: Any,
+) -> int:
+    """Write ``samples`` to ``path`` in ``format`` atomically; returns how many were written.
+
+    A sample that the format cannot hold raises RecordError and nothing is written.
+    """
+    options = Options(root=root, **option_values)
+    codec = get_codec(format)
+    writer = RecordWriter(path, output_layout(codec, path, layout))
+    resolver = PathResolver(root or os.getcwd(), explicit_root=root is not None, allow_outside=True)
+    ctx = WriteContext(resolver, options, Tally())
+    try:
+        for sample in samples:
+            try:
+                writer.write(codec.encode(sample, ctx))
+            except RecordError as exc:
+                exc.where = sample.origin.where() if sample.origin else exc.where
+                raise
+    except BaseException:
+        writer.abort()
+        raise
+    writer.commit()
+    return writer.count

@@ -1,0 +1,95 @@
+"""What a conversion did: counts in = written + rejected, and every reason."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from vlmdata.convert.codec import Tally
+
+KEEP_REJECTIONS = 1000  # kept in memory for the summary; --rejects gets every one
+
+
+@dataclass(slots=True)
+class Rejection:
+    file: str
+    line: int | None
+    index: int | None
+    id: Any
+    error: str
+    fix: str
+
+    def where(self) -> str:
+        loc = self.file + (f":{self.line}" if self.line is not None else f"[{self.index}]")
+        return loc + (f" (id={self.id})" if self.id is not None else "")
+
+    def message(self) -> str:
+        return f"{self.where()}: {self.error}" + (f"; {self.fix}" if self.fix else "")
+
+
+@dataclass
+class ConvertReport:
+    source: str
+    output: str
+    input_format: str
+    output_format: str
+    records_in: int = 0
+    written: int = 0
+    rejected: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+    tally: Tally = field(default_factory=Tally)
+    meta: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.rejected == 0
+
+    @property
+    def clamped(self) -> int:
+        return self.tally.clamped
+
+    def add_rejection(self, rejection: Rejection) -> None:
+        self.rejected += 1
+        if len(self.rejections) < KEEP_REJECTIONS:
+            self.rejections.append(rejection)
+
+    def notes(self) -> list[str]:
+        """Everything the conversion changed or could not carry, in plain words."""
+        t = self.tally
+        out = []
+        if t.clamped:
+            out.append(f"{t.clamped} box coordinate(s) were outside their frame and were clamped")
+        if t.inserted_tags:
+            out.append(
+                f"{t.inserted_tags} media tag(s) were added where the source relied on its consumer's auto-insertion"
+            )
+        if t.unused_objects:
+            out.append(f"{t.unused_objects} objects entr(y/ies) had no placeholder and were not used")
+        if t.systems_dropped:
+            out.append(f"{t.systems_dropped} system prompt(s) were dropped (--system drop)")
+        if t.systems_merged:
+            out.append(f"{t.systems_merged} system prompt(s) were merged into the first user turn")
+        for key, n in sorted(t.dropped_keys.items()):
+            out.append(f"key {key!r} could not be written for {n} record(s) ({self.output_format})")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "output": self.output,
+            "input_format": self.input_format,
+            "output_format": self.output_format,
+            "records_in": self.records_in,
+            "written": self.written,
+            "rejected": self.rejected,
+            "clamped_coordinates": self.tally.clamped,
+            "inserted_tags": self.tally.inserted_tags,
+            "unused_objects": self.tally.unused_objects,
+            "systems_dropped": self.tally.systems_dropped,
+            "systems_merged": self.tally.systems_merged,
+            "dropped_keys": dict(self.tally.dropped_keys),
+            "rejections": [r.message() for r in self.rejections],
+            "meta": self.meta,
+            "seconds": round(self.seconds, 3),
+        }

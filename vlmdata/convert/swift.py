@@ -1,0 +1,271 @@
+"""ms-swift current ``messages`` rows (FORMATS.md 1.1-1.6).
+
+Reading follows ms-swift: role/content aliases, typed content blocks flattened into tags, missing
+``<image>`` tags prepended to the first non-system message (``_add_default_tags``), ``<img>path</img>``
+extracted when ``images`` is empty, ``objects`` filling ``<ref-object>``/``<bbox>``. Model-native
+grounding text (Qwen2-VL tokens, InternVL tags) is parsed too. Writing always emits explicit tags,
+``objects`` for boxes (``real`` when every box is in pixels, else ``norm1``), and absolute media
+paths (ms-swift resolves relative paths against the working directory, 1.4) unless
+``relative_paths``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vlmdata.convert import swift_objects
+from vlmdata.convert.codec import Codec, Layout, ReadContext, WriteContext
+from vlmdata.convert.grounding import Counters, parse_text
+from vlmdata.convert.placeholders import extract_img_tags, reconcile
+from vlmdata.errors import RecordError
+from vlmdata.schemas.sample import Frame, MediaRef, Message, Part, Sample
+from vlmdata.schemas.swift import SWIFT_RECORD
+
+ROLES = {
+    "user": "user",
+    "human": "user",
+    "assistant": "assistant",
+    "gpt": "assistant",
+    "bot": "assistant",
+    "system": "system",
+    "tool_call": "tool_call",
+    "function_call": "tool_call",
+    "tool_response": "tool_response",
+    "tool": "tool_response",
+    "function_response": "tool_response",
+    "observation": "tool_response",
+    "observations": "tool_response",
+}
+MEDIA_KEYS = (("images", "image"), ("videos", "video"), ("audios", "audio"))
+BLOCK_KINDS = {
+    "image": "image",
+    "image_url": "image",
+    "video": "video",
+    "video_url": "video",
+    "audio": "audio",
+    "input_audio": "audio",
+}
+SYNTAXES_PLAIN = ("internvl", "qwen")
+SYNTAXES_OBJECTS = ("internvl", "qwen", "swift")
+
+
+def media_list(record: dict[str, Any], key: str, alias: str, ctx: ReadContext) -> list[MediaRef]:
+    raw = record.get(key)
+    if raw is None:
+        raw = record.get(alias)
+    if raw is None or raw == "":
+        return []
+    items = raw if isinstance(raw, list) else [raw]
+    out = []
+    for item in items:
+        if isinstance(item, dict):
+            if not item.get("path"):
+                raise RecordError(f"{key} holds embedded bytes without a path", "write the bytes to a file first")
+            item = item["path"]
+        if isinstance(item, list):  # a video given as frames (FORMATS.md 1.2)
+            frames = [ctx.media(f, alias) for f in item]
+            if not frames:
+                raise RecordError(f"{key} holds an empty frame list", "remove it")
+            first = frames[0]
+            first.frames = [f.resolved or f.path for f in frames]
+            out.append(first)
+        else:
+            out.append(ctx.media(item, alias))
+    return out
+
+
+def finish(sample: Sample, raw_objects: Any, ctx: ReadContext, *, had_images_key: bool, source: str) -> Sample:
+    """The steps ms-swift applies after building messages: <img> tags, tags, objects."""
+    if not had_images_key:
+        for path in extract_img_tags(sample.messages):
+            sample.images.append(ctx.media(path))
+    non_system = ("user", "assistant", "tool_call", "tool_response")
+    ctx.tally.inserted_tags += reconcile(
+        sample.messages,
+        {"image": len(sample.images), "video": len(sample.videos), "audio": len(sample.audios)},
+        prepend_to=non_system,
+        newline=False,
+        only_single=False,
+        source=source,
+    )
+    ctx.tally.unused_objects += swift_objects.fill(sample.messages, raw_objects)
+    return sample
+
+
+def check_system_first(messages: list[Message]) -> None:
+    for k, m in enumerate(messages):
+        if m.role == "system" and k != 0:
+            raise RecordError(
+                f"system message at position {k}; ms-swift accepts one only as the first message",
+                "move it to the front or merge it",
+            )
+
+
+class SwiftCodec(Codec):
+    name = "swift"
+    title = "ms-swift messages"
+    fields = "messages[{role, content}], images, videos, audios, objects{ref, bbox, bbox_type, image_id}"
+    boxes = "objects: real pixels or norm1; <ref-object>/<bbox> placeholders; native Qwen/InternVL text"
+    absolute_paths = True
+    schema = SWIFT_RECORD
+    known_keys = frozenset({"id", "messages", "images", "videos", "audios", "objects"})
+
+    def detect(self, record: Any, layout: Layout) -> float:
+        if not isinstance(record, dict):
+            return 0.0
+        msgs = record.get("messages")
+        if isinstance(msgs, list):
+            first = msgs[0] if msgs else {}
+            return 0.95 if isinstance(first, dict) and "role" in first else 0.6
+        return 0.0
+
+    def decode(self, record: dict[str, Any], ctx: ReadContext) -> Sample:
+        images = media_list(record, "images", "image", ctx)
+        videos = media_list(record, "videos", "video", ctx)
+        audios = media_list(record, "audios", "audio", ctx)
+        syntaxes = SYNTAXES_OBJECTS if record.get("objects") else SYNTAXES_PLAIN
+        counters = Counters()
+        messages: list[Message] = []
+        block_media: dict[str, list[MediaRef]] = {"image": [], "video": [], "audio": []}
+        raw_messages = record["messages"]
+        if not raw_messages:
+            raise RecordError("messages is empty", "ms-swift drops such rows without a word")
+        for k, raw in enumerate(raw_messages):
+            role_name = raw.get("role", raw.get("from"))
+            role = ROLES.get(role_name) if isinstance(role_name, str) else None
+            if role is None:
+                raise RecordError(
+                    f"messages[{k}] has role {role_name!r}",
+                    f"use one of {', '.join(sorted(set(ROLES)))}",
+                )
+            content = raw["content"] if "content" in raw else raw.get("value")
+            if content is None:
+                raise RecordError(f"messages[{k}].content is missing or null", "give it a string")
+            if isinstance(content, str):
+                parts = parse_text(content, syntaxes, counters)
+            else:
+                parts = self._blocks(content, k, syntaxes, counters, block_media, ctx)
+            extra = {key: v for key, v in raw.items() if key not in ("role", "from", "content", "value")}
+            messages.append(Message(role, parts, extra))  # type: ignore[arg-type]
+        check_system_first(messages)
+        for kind, found in block_media.items():
+            if found:
+                target = {"image": images, "video": videos, "audio": audios}[kind]
+                if target:
+                    raise RecordError(
+                        f"{kind}s come both as content blocks and as a top-level list",
+                        "ms-swift asserts on this mix: keep one of the two",
+                    )
+                target.extend(found)
+        sample = Sample(messages, images, videos, audios, record.get("id"), self.extra_of(record))
+        had_images = bool(record.get("images") or record.get("image") or block_media["image"])
+        return finish(sample, record.get("objects"), ctx, had_images_key=had_images, source="ms-swift")
+
+    def _blocks(
+        self,
+        blocks: list[dict[str, Any]],
+        k: int,
+        syntaxes: tuple[str, ...],
+        counters: Counters,
+        block_media: dict[str, list[MediaRef]],
+        ctx: ReadContext,
+    ) -> list[Part]:
+        """OpenAI/HF typed blocks: media blocks become tags, their values join the media lists."""
+        parts: list[Part] = []
+        for j, block in enumerate(blocks):
+            kind = block.get("type")
+            if kind == "text":
+                parts.extend(parse_text(str(block.get("text", "")), syntaxes, counters))
+                continue
+            media_kind = BLOCK_KINDS.get(kind)  # type: ignore[arg-type]
+            if media_kind is None:
+                raise RecordError(f"messages[{k}].content[{j}] has unknown block type {kind!r}")
+            value = block.get(kind) or block.get("url") or block.get("path")
+            if isinstance(value, dict):
+                value = value.get("url") or value.get("path")
+            if not value:
+                raise RecordError(
+                    f"messages[{k}].content[{j}] ({kind}) has no path or url",
+                    "give the block its media",
+                )
+            parts.extend(parse_text(f"<{media_kind}>", (), counters))
+            block_media[media_kind].append(ctx.media(value, media_kind))
+        return parts
+
+    def encode(self, sample: Sample, ctx: WriteContext) -> dict[str, Any]:
+        objects = ObjectsBuilder(sample, ctx)
+        messages = []
+        for m in sample.messages:
+            msg: dict[str, Any] = {"role": m.role, "content": objects.render(m.parts)}
+            msg.update(m.extra)
+            messages.append(msg)
+        out: dict[str, Any] = {"messages": messages}
+        for key, _alias in MEDIA_KEYS:
+            media = getattr(sample, key)
+            if media:
+                out[key] = [media_value(x, ctx, absolute=True) for x in media]
+        if objects.used:
+            out["objects"] = objects.current()
+        if sample.id is not None:
+            out["id"] = sample.id
+        self.put_extra(out, sample, ctx)
+        return out
+
+
+def media_value(media: MediaRef, ctx: WriteContext, *, absolute: bool) -> Any:
+    if media.frames:
+        return [ctx.out_path(MediaRef(f, f), absolute) for f in media.frames]
+    return ctx.out_path(media, absolute)
+
+
+class ObjectsBuilder:
+    """Collects refs and boxes while rendering, in the frame ms-swift can hold for them."""
+
+    def __init__(self, sample: Sample, ctx: WriteContext) -> None:
+        self.sample = sample
+        self.ctx = ctx
+        frames = {
+            b.frame
+            for _m, _i, p in swift_objects.grounding_parts(sample)
+            if p.type != "ref"
+            for b in (p.boxes if p.type == "boxes" else p.points)  # type: ignore[union-attr]
+        }
+        self.frame = Frame.PIXEL if frames <= {Frame.PIXEL} else Frame.NORM1
+        self.refs: list[str] = []
+        self.bboxes: list[list[float]] = []
+        self.image_ids: list[int] = []
+        self.used = False
+
+    def render(self, parts: list[Part]) -> str:
+        out = []
+        for p in parts:
+            t = p.type
+            if t == "text":
+                out.append(p.text)  # type: ignore[union-attr]
+            elif t in ("image", "video", "audio"):
+                out.append(f"<{t}>")
+            elif t == "ref":
+                self.used = True
+                self.refs.append(p.text)  # type: ignore[union-attr]
+                out.append("<ref-object>")
+            else:
+                self.used = True
+                items = p.boxes if t == "boxes" else p.points  # type: ignore[union-attr]
+                for b in items:
+                    box = self.ctx.box(self.sample, b, p.image_index, self.frame)  # type: ignore[union-attr]
+                    self.bboxes.append([_num(v) for v in box.coords()])
+                    self.image_ids.append(p.image_index)  # type: ignore[union-attr]
+                    out.append("<bbox>")
+        return "".join(out)
+
+    def current(self) -> dict[str, Any]:
+        obj: dict[str, Any] = {"ref": self.refs, "bbox": self.bboxes}
+        if self.frame is Frame.NORM1:
+            obj["bbox_type"] = "norm1"
+        if any(self.image_ids):
+            obj["image_id"] = self.image_ids
+        return obj
+
+
+def _num(v: float) -> float:
+    return int(v) if isinstance(v, float) and v.is_integer() else v

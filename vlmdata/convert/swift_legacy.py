@@ -1,0 +1,186 @@
+"""ms-swift legacy ``query``/``response``/``history`` rows (FORMATS.md 1.3, 1.7).
+
+``history`` is a list of ``[query, response]`` pairs (or its string form, parsed with
+``ast.literal_eval`` as ms-swift does). ``objects`` is the legacy list, usually as a JSON string,
+paired by index with the placeholders; ``bbox_type`` ``norm_1000`` means the x999 floor scale.
+Writing produces the same layout, ``objects`` as a JSON string, as ms-swift 2.x documented it.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+import orjson
+
+from vlmdata.convert.codec import Codec, Layout, ReadContext, WriteContext
+from vlmdata.convert.frames import convert_box
+from vlmdata.convert.grounding import Counters, parse_text
+from vlmdata.convert.swift import (
+    MEDIA_KEYS,
+    SYNTAXES_OBJECTS,
+    SYNTAXES_PLAIN,
+    finish,
+    media_list,
+    media_value,
+)
+from vlmdata.convert.swift_objects import LEGACY_NAMES
+from vlmdata.errors import RecordError
+from vlmdata.schemas.sample import Box, Frame, Message, Part, Sample
+from vlmdata.schemas.swift import SWIFT_LEGACY_RECORD
+
+
+def _history(raw: Any) -> list[list[str]]:
+    if raw is None or raw == "":
+        return []
+    if isinstance(raw, str):
+        try:
+            raw = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            raise RecordError("history is a string that is not a list of pairs", "fix history") from None
+    if not isinstance(raw, list):
+        raise RecordError("history must be a list of [query, response] pairs")
+    for k, pair in enumerate(raw):
+        if not (isinstance(pair, list | tuple) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
+            raise RecordError(f"history[{k}] must be a [query, response] pair of strings, got {pair!r}")
+    return [list(p) for p in raw]
+
+
+class SwiftLegacyCodec(Codec):
+    name = "swift-legacy"
+    title = "ms-swift legacy query/response"
+    fields = "query, response, history[[q, r]], system, images, videos, objects (JSON string)"
+    boxes = "objects [{caption, bbox, bbox_type: real|norm_1000 (x999 floor)|norm_1, image}]"
+    absolute_paths = True
+    schema = SWIFT_LEGACY_RECORD
+    known_keys = frozenset({"id", "query", "response", "history", "system", "images", "videos", "audios", "objects"})
+
+    def detect(self, record: Any, layout: Layout) -> float:
+        if isinstance(record, dict) and "response" in record and "messages" not in record:
+            return 0.95 if "query" in record else 0.7
+        return 0.0
+
+    def decode(self, record: dict[str, Any], ctx: ReadContext) -> Sample:
+        syntaxes = SYNTAXES_OBJECTS if record.get("objects") else SYNTAXES_PLAIN
+        counters = Counters()
+        messages: list[Message] = []
+
+        def add(role: str, text: str) -> None:
+            messages.append(Message(role, parse_text(text, syntaxes, counters)))  # type: ignore[arg-type]
+
+        if record.get("system"):
+            add("system", record["system"])
+        for q, r in _history(record.get("history")):
+            add("user", q)
+            add("assistant", r)
+        add("user", record.get("query") or "")
+        add("assistant", record["response"])
+        sample = Sample(
+            messages,
+            media_list(record, "images", "image", ctx),
+            media_list(record, "videos", "video", ctx),
+            media_list(record, "audios", "audio", ctx),
+            record.get("id"),
+            self.extra_of(record),
+        )
+        return finish(
+            sample,
+            record.get("objects"),
+            ctx,
+            had_images_key=bool(record.get("images")),
+            source="ms-swift",
+        )
+
+    def encode(self, sample: Sample, ctx: WriteContext) -> dict[str, Any]:
+        msgs = list(sample.messages)
+        objects = LegacyObjects(sample, ctx)
+        out: dict[str, Any] = {}
+        if sample.id is not None:
+            out["id"] = sample.id
+        if msgs and msgs[0].role == "system":
+            out["system"] = objects.render(msgs.pop(0).parts)
+        roles = [m.role for m in msgs]
+        if (
+            len(msgs) < 2
+            or len(msgs) % 2
+            or any(r != ("user" if k % 2 == 0 else "assistant") for k, r in enumerate(roles))
+        ):
+            raise RecordError(
+                f"roles {roles} are not user/assistant pairs ending with an assistant answer",
+                "the legacy layout holds only query/response rounds; write --to swift instead",
+            )
+        rounds = [[objects.render(msgs[k].parts), objects.render(msgs[k + 1].parts)] for k in range(0, len(msgs), 2)]
+        out["query"], out["response"] = rounds[-1]
+        if len(rounds) > 1:
+            out["history"] = rounds[:-1]
+        for key, _alias in MEDIA_KEYS:
+            media = getattr(sample, key)
+            if media:
+                out[key] = [media_value(x, ctx, absolute=True) for x in media]
+        if objects.objects:
+            out["objects"] = orjson.dumps(objects.finish()).decode()
+        self.put_extra(out, sample, ctx)
+        return out
+
+
+class LegacyObjects:
+    """Legacy pairing: the i-th ``<ref-object>`` and the i-th ``<bbox>`` share ``objects[i]``."""
+
+    def __init__(self, sample: Sample, ctx: WriteContext) -> None:
+        self.sample = sample
+        self.ctx = ctx
+        self.objects: list[dict[str, Any]] = []
+        self.refs = 0
+        self.boxes = 0
+
+    def _slot(self, n: int) -> dict[str, Any]:
+        while len(self.objects) <= n:
+            self.objects.append({"caption": "", "bbox": None, "bbox_type": "real", "image": 0})
+        return self.objects[n]
+
+    def render(self, parts: list[Part]) -> str:
+        out = []
+        for p in parts:
+            t = p.type
+            if t == "text":
+                out.append(p.text)  # type: ignore[union-attr]
+            elif t in ("image", "video", "audio"):
+                out.append(f"<{t}>")
+            elif t == "ref":
+                self._slot(self.refs)["caption"] = p.text  # type: ignore[union-attr]
+                self.refs += 1
+                out.append("<ref-object>")
+            else:
+                items = p.boxes if t == "boxes" else p.points  # type: ignore[union-attr]
+                frame = _legacy_frame(items[0].frame)
+                values = [self._convert(b, frame, p.image_index) for b in items]  # type: ignore[union-attr]
+                obj = self._slot(self.boxes)
+                obj["bbox"] = values[0] if len(values) == 1 else values
+                obj["bbox_type"] = LEGACY_NAMES[frame]
+                obj["image"] = p.image_index  # type: ignore[union-attr]
+                self.boxes += 1
+                out.append("<bbox>")
+        return "".join(out)
+
+    def _convert(self, box: Box, frame: Frame, image_index: int) -> list[float]:
+        out, clamped = convert_box(box, frame, lambda: self.ctx.image_size(self.sample, image_index))
+        self.ctx.tally.clamped += clamped
+        return [int(v) if isinstance(v, float) and v.is_integer() else v for v in out.coords()]
+
+    def finish(self) -> list[dict[str, Any]]:
+        for k, obj in enumerate(self.objects):
+            if obj["bbox"] is None:
+                raise RecordError(
+                    f"<ref-object> number {k + 1} has no <bbox> partner",
+                    "legacy objects pair refs and boxes by index; write --to swift instead",
+                )
+        return self.objects
+
+
+def _legacy_frame(frame: Frame) -> Frame:
+    """The legacy bbox_type that holds ``frame`` without loss (norm1000 -> norm_1 exactly)."""
+    if frame in LEGACY_NAMES:
+        return frame
+    if frame is Frame.NORM1000:
+        return Frame.NORM1
+    return Frame.PIXEL

@@ -1,0 +1,164 @@
+"""ms-swift ``objects`` grounding: filling ``<ref-object>``/``<bbox>`` and building it back.
+
+Two semantics (FORMATS.md 1.6 and 1.7):
+
+* current dict ``{ref, bbox, bbox_type, image_id}``: ``<ref-object>`` and ``<bbox>`` are
+  independent counters over ``ref`` and ``bbox``; ``bbox_type`` is ``real`` (default) or
+  ``norm1``. ms-swift reads any other value as ``real`` without a word (7.2 #13), so we refuse it.
+* legacy list ``[{caption, bbox, bbox_type, image}]``: the i-th ``<ref-object>`` and the i-th
+  ``<bbox>`` both take ``objects[i]``; ``bbox`` may hold several boxes; ``bbox_type`` is
+  ``real`` | ``norm_1000`` (0-999, x999 floor) | ``norm_1``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from vlmdata.errors import RecordError
+from vlmdata.schemas.sample import Box, Boxes, Frame, Message, Part, Points, Ref, Sample
+
+CURRENT_TYPES = {"real": Frame.PIXEL, "norm1": Frame.NORM1}
+LEGACY_TYPES = {"real": Frame.PIXEL, "norm_1000": Frame.NORM999, "norm_1": Frame.NORM1, None: Frame.PIXEL}
+LEGACY_NAMES = {Frame.PIXEL: "real", Frame.NORM999: "norm_1000", Frame.NORM1: "norm_1"}
+
+
+def parse_objects(raw: Any) -> dict[str, Any] | list[Any] | None:
+    """``objects`` as a dict or list; a JSON string is parsed first (legacy wrote strings)."""
+    if raw is None or raw == "" or raw == [] or raw == {}:
+        return None
+    if isinstance(raw, str):
+        try:
+            raw = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise RecordError(f"objects is a string but not valid JSON: {exc}", "fix objects") from None
+    if not isinstance(raw, dict | list):
+        raise RecordError(f"objects must be an object or a list, got {type(raw).__name__}")
+    return raw
+
+
+def _box(values: Any, frame: Frame, what: str) -> Box:
+    if not isinstance(values, list) or len(values) not in (2, 4):
+        raise RecordError(
+            f"{what} must be [x1, y1, x2, y2] or a point [x, y], got {values!r}",
+            "ms-swift asserts len(box) in {2, 4}",
+        )
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        raise RecordError(f"{what} must hold numbers, got {values!r}", "fix the box")
+    if len(values) == 2:
+        return Box(values[0], values[1], None, None, frame)
+    return Box(values[0], values[1], values[2], values[3], frame)
+
+
+def _part(boxes: list[Box], image_index: int) -> Part:
+    if all(b.is_point for b in boxes):
+        return Points(tuple(boxes), image_index)
+    return Boxes(tuple(boxes), image_index)
+
+
+def _markers(messages: list[Message]):
+    for m in messages:
+        for i, p in enumerate(m.parts):
+            if (p.type == "ref" and p.text == "") or (p.type == "boxes" and not p.boxes):  # type: ignore[union-attr]
+                yield m, i, p
+
+
+def fill_current(messages: list[Message], objects: dict[str, Any]) -> int:
+    """Fill markers from a current-style dict; returns how many entries stayed unused."""
+    refs = objects.get("ref") or []
+    if isinstance(refs, str):
+        refs = [refs]
+    if "bbox" not in objects:
+        raise RecordError("objects has no 'bbox' list", "ms-swift requires objects['bbox']")
+    bboxes = objects["bbox"] or []
+    bbox_type = objects.get("bbox_type") or "real"
+    frame = CURRENT_TYPES.get(bbox_type)
+    if frame is None:
+        raise RecordError(
+            f"objects.bbox_type {bbox_type!r} is not 'real' or 'norm1': ms-swift would silently "
+            "read these boxes as pixels (FORMATS.md 1.6)",
+            "use 'norm1' for 0-1 fractions, convert other scales, or read the file with "
+            "--from swift-legacy if it is ms-swift <=3.0 data",
+        )
+    image_ids = list(objects.get("image_id") or [])
+    image_ids += [0] * (len(bboxes) - len(image_ids))
+    ri = bi = 0
+    for m, i, p in _markers(messages):
+        if p.type == "ref":
+            if ri >= len(refs):
+                raise RecordError(
+                    f"more <ref-object> placeholders than objects.ref entries ({len(refs)})",
+                    "ms-swift would leave the surplus '<ref-object>' as literal text: add refs",
+                )
+            m.parts[i] = Ref(str(refs[ri]))
+            ri += 1
+        else:
+            if bi >= len(bboxes):
+                raise RecordError(
+                    f"more <bbox> placeholders than objects.bbox entries ({len(bboxes)})",
+                    "ms-swift would leave the surplus '<bbox>' as literal text: add boxes",
+                )
+            m.parts[i] = _part([_box(bboxes[bi], frame, f"objects.bbox[{bi}]")], image_ids[bi])
+            bi += 1
+    return (len(refs) - ri) + (len(bboxes) - bi)
+
+
+def fill_legacy(messages: list[Message], objects: list[Any]) -> int:
+    """Fill markers from a legacy list, pairing the i-th placeholder with ``objects[i]``."""
+    parsed: list[tuple[str, list[Box], int]] = []
+    for k, obj in enumerate(objects):
+        if isinstance(obj, list) and len(obj) == 2:
+            obj = {"caption": obj[0], "bbox": obj[1], "bbox_type": None}
+        if not isinstance(obj, dict) or "bbox" not in obj:
+            raise RecordError(f"objects[{k}] must be {{caption, bbox, bbox_type, image}}, got {obj!r}")
+        bbox_type = obj.get("bbox_type")
+        if bbox_type not in LEGACY_TYPES:
+            raise RecordError(
+                f"objects[{k}].bbox_type {bbox_type!r} is not real, norm_1000 or norm_1",
+                "fix bbox_type",
+            )
+        frame = LEGACY_TYPES[bbox_type]
+        raw = obj["bbox"]
+        lists = raw if raw and isinstance(raw[0], list) else [raw]
+        boxes = [_box(b, frame, f"objects[{k}].bbox") for b in lists]
+        parsed.append((str(obj.get("caption") or ""), boxes, int(obj.get("image") or 0)))
+    ri = bi = 0
+    for m, i, p in _markers(messages):
+        n = ri if p.type == "ref" else bi
+        if n >= len(parsed):
+            raise RecordError(
+                f"placeholder number {n + 1} has no objects[{n}] ({len(parsed)} objects)",
+                "add the object or remove the placeholder",
+            )
+        caption, boxes, image = parsed[n]
+        if p.type == "ref":
+            m.parts[i] = Ref(caption)
+            ri += 1
+        else:
+            m.parts[i] = _part(boxes, image)
+            bi += 1
+    used = max(ri, bi)
+    return len(parsed) - used
+
+
+def fill(messages: list[Message], raw_objects: Any) -> int:
+    objects = parse_objects(raw_objects)
+    if objects is None:
+        if any(True for _ in _markers(messages)):
+            raise RecordError(
+                "the text has <ref-object>/<bbox> placeholders but the record has no objects",
+                "add objects or remove the placeholders",
+            )
+        return 0
+    if isinstance(objects, dict):
+        return fill_current(messages, objects)
+    return fill_legacy(messages, objects)
+
+
+def grounding_parts(sample: Sample):
+    """(message, index, part) of every Ref/Boxes/Points part, in conversation order."""
+    for m in sample.messages:
+        for i, p in enumerate(m.parts):
+            if p.type in ("ref", "boxes", "points"):
+                yield m, i, p

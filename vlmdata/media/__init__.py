@@ -1,0 +1,1 @@
+"""Media references: path resolution under a root, and header-only image probing."""

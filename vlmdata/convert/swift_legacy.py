@@ -168,12 +168,21 @@ class LegacyObjects:
         return [int(v) if isinstance(v, float) and v.is_integer() else v for v in out.coords()]
 
     def finish(self) -> list[dict[str, Any]]:
+        """Every object needs a bbox; a ref whose index has none borrows its referent's box.
+
+        (A ref mentioned in the question and again, with its box, in the answer takes two ref
+        slots but one bbox slot; the borrowed copy is never rendered by ms-swift.)
+        """
+        by_caption = {o["caption"]: o for o in self.objects if o["bbox"] is not None}
         for k, obj in enumerate(self.objects):
             if obj["bbox"] is None:
-                raise RecordError(
-                    f"<ref-object> number {k + 1} has no <bbox> partner",
-                    "legacy objects pair refs and boxes by index; write --to swift instead",
-                )
+                partner = by_caption.get(obj["caption"])
+                if partner is None:
+                    raise RecordError(
+                        f"<ref-object> number {k + 1} ({obj['caption']!r}) has no box",
+                        "legacy objects pair refs and boxes by index; write --to swift instead",
+                    )
+                obj.update(bbox=partner["bbox"], bbox_type=partner["bbox_type"], image=partner["image"])
         return self.objects
 
 

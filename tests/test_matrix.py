@@ -1,0 +1,112 @@
+"""Every pair of formats converts through Sample and keeps text, images and boxes."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+import vlmdata
+from vlmdata.convert.frames import convert_box
+from vlmdata.schemas.sample import Box, Boxes, Frame, ImageSlot, MediaRef, Message, Ref, Sample, Text
+
+from .conftest import make_image
+
+FORMATS = ["swift", "swift-legacy", "internvl", "llava"]
+EXT = {"swift": ".jsonl", "swift-legacy": ".jsonl", "internvl": ".jsonl", "llava": ".json"}
+SIZE = (200, 100)
+
+
+def canonical(root: Path) -> list[Sample]:
+    def media() -> list[MediaRef]:
+        return [MediaRef("a.png", str(root / "a.png"))]
+
+    return [
+        Sample(
+            [Message("user", [ImageSlot(0), Text("\nDescribe the picture.")]), Message("assistant", [Text("Purple.")])],
+            media(),
+            id="s0",
+        ),
+        Sample(
+            [
+                Message("user", [ImageSlot(0), Text("\nWhere is "), Ref("the cat"), Text("?")]),
+                Message("assistant", [Ref("the cat"), Boxes((Box(20, 10, 100, 60, Frame.PIXEL),))]),
+            ],
+            media(),
+            id="s1",
+        ),
+        Sample(
+            [
+                Message("user", [ImageSlot(0), Text("\nFirst question")]),
+                Message("assistant", [Text("First answer")]),
+                Message("user", [Text("Second question")]),
+                Message("assistant", [Text("Second answer")]),
+            ],
+            media(),
+            id="s2",
+        ),
+    ]
+
+
+def summary(sample: Sample) -> list[tuple[str, str, list[tuple[float, ...]]]]:
+    """Role, visible text and pixel boxes per message: what every format must keep."""
+    out = []
+    for m in sample.messages:
+        text, boxes = [], []
+        for p in m.parts:
+            if isinstance(p, Text | Ref):
+                text.append(p.text)
+            elif isinstance(p, ImageSlot):
+                text.append("<image>")
+            elif isinstance(p, Boxes):
+                for b in p.boxes:
+                    boxes.append(convert_box(b, Frame.PIXEL, lambda: SIZE)[0].coords())
+        out.append((m.role, "".join(text), boxes))
+    return out
+
+
+@pytest.fixture
+def sources(tmp_path: Path) -> dict[str, Path]:
+    make_image(tmp_path / "img" / "a.png", SIZE)
+    out = {}
+    for fmt in FORMATS:
+        path = tmp_path / "src" / f"{fmt}{EXT[fmt]}"
+        vlmdata.write(canonical(tmp_path / "img"), str(path), fmt, root=str(tmp_path / "img"))
+        out[fmt] = path
+    return out
+
+
+@pytest.mark.parametrize(("src_fmt", "dst_fmt"), list(itertools.product(FORMATS, FORMATS)))
+def test_every_pair_converts_and_keeps_content(tmp_path: Path, sources, src_fmt: str, dst_fmt: str):
+    root = str(tmp_path / "img")
+    dst = tmp_path / "out" / f"{dst_fmt}{EXT[dst_fmt]}"
+    report = vlmdata.convert(str(sources[src_fmt]), str(dst), to=dst_fmt, from_format=src_fmt, root=root)
+    assert (report.records_in, report.written, report.rejected) == (3, 3, 0), report.to_dict()
+    got = list(vlmdata.read(str(dst), format=dst_fmt, root=root))
+    expected = canonical(tmp_path / "img")
+    assert [s.images[0].resolved for s in got] == [str(tmp_path / "img" / "a.png")] * 3
+    for g, e in zip(got, expected, strict=True):
+        for (grole, gtext, gboxes), (erole, etext, eboxes) in zip(summary(g), summary(e), strict=True):
+            assert (grole, gtext) == (erole, etext)
+            assert len(gboxes) == len(eboxes)
+            for gb, eb in zip(gboxes, eboxes, strict=True):
+                assert gb == pytest.approx(eb, abs=1.0)  # LLaVA keeps 2 decimals: 1 px on 200x100
+
+
+def test_swift_legacy_internvl_swift_legacy_keeps_text_images_boxes(tmp_path: Path, sources):
+    root = str(tmp_path / "img")
+    mid = tmp_path / "mid.jsonl"
+    back = tmp_path / "back.jsonl"
+    vlmdata.convert(str(sources["swift-legacy"]), str(mid), to="internvl", root=root)
+    vlmdata.convert(str(mid), str(back), to="swift-legacy", from_format="internvl", root=root)
+    before = list(vlmdata.read(str(sources["swift-legacy"]), format="swift-legacy", root=root))
+    after = list(vlmdata.read(str(back), format="swift-legacy", root=root))
+    assert [s.images[0].resolved for s in after] == [s.images[0].resolved for s in before]
+    for a, b in zip(after, before, strict=True):
+        sa, sb = summary(a), summary(b)
+        assert [(r, t) for r, t, _ in sa] == [(r, t) for r, t, _ in sb]
+        # pixel -> 0-1000 -> pixel: within half a thousandth of the side (0.1 px at 200 px)
+        for (_, _, ba), (_, _, bb) in zip(sa, sb, strict=True):
+            for x, y in zip(ba, bb, strict=True):
+                assert x == pytest.approx(y, abs=0.1)

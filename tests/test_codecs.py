@@ -42,7 +42,8 @@ def test_swift_objects_to_internvl_exact_numbers(tmp_path: Path):
     rec = read_jsonl(out)[0]
     assert rec["image"] == "x.jpg" and (rec["width"], rec["height"]) == (900, 800)
     assert rec["conversations"][0]["value"] == "<image>Find the <ref>sheep</ref> in the image"
-    assert rec["conversations"][1]["value"] == "<box>[[101, 201, 150, 266]]</box><box>[[401, 601, 550, 666]]</box>"
+    # adjacent <bbox><bbox> = one referent's boxes: InternVL puts them in one <box> (FORMATS.md 2.6, 7.2 #9)
+    assert rec["conversations"][1]["value"] == "<box>[[101, 201, 150, 266], [401, 601, 550, 666]]</box>"
 
 
 def test_swift_bbox_type_other_than_norm1_is_refused(tmp_path: Path):
@@ -57,8 +58,16 @@ def test_swift_bbox_type_other_than_norm1_is_refused(tmp_path: Path):
 
 
 def test_swift_missing_tag_is_prepended_to_first_non_system_message(tmp_path: Path):
-    rows = [{"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "hi"},
-                          {"role": "assistant", "content": "yo"}], "images": ["/a.jpg", "/b.jpg"]}]
+    rows = [
+        {
+            "messages": [
+                {"role": "system", "content": "S"},
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "yo"},
+            ],
+            "images": ["/a.jpg", "/b.jpg"],
+        }
+    ]
     src = write_jsonl(tmp_path / "in.jsonl", rows)
     sample = next(vlmdata.read(str(src)))
     user = sample.messages[1]
@@ -67,15 +76,20 @@ def test_swift_missing_tag_is_prepended_to_first_non_system_message(tmp_path: Pa
 
 
 def test_swift_surplus_tags_rejected_with_counts(tmp_path: Path):
-    rows = [{"messages": [{"role": "user", "content": "<image><image>x"}, {"role": "assistant", "content": "y"}],
-             "images": ["/a.jpg"]}]
+    rows = [
+        {
+            "messages": [{"role": "user", "content": "<image><image>x"}, {"role": "assistant", "content": "y"}],
+            "images": ["/a.jpg"],
+        }
+    ]
     report, _ = convert(tmp_path, rows, "swift")
     assert report.rejected == 1 and "2 <image> tag(s) but 1 image(s)" in report.rejections[0].error
 
 
 def test_swift_role_aliases_and_message_extras_kept(tmp_path: Path):
-    rows = [{"messages": [{"from": "human", "value": "q"}, {"role": "gpt", "content": "a", "loss": False}],
-             "custom": 7}]
+    rows = [
+        {"messages": [{"from": "human", "value": "q"}, {"role": "gpt", "content": "a", "loss": False}], "custom": 7}
+    ]
     report, out = convert(tmp_path, rows, "swift", src_fmt="swift")
     rec = read_jsonl(out)[0]
     assert rec["messages"] == [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "loss": False}]
@@ -84,13 +98,18 @@ def test_swift_role_aliases_and_message_extras_kept(tmp_path: Path):
 
 def test_swift_openai_blocks_become_tags(realdata: Path):
     sample = next(vlmdata.read(str(realdata / "swift-docs-multimodal" / "openai_multimodal.jsonl")))
-    assert [m.path for m in sample.images] == ["data:image/png;base64,{base64_encoded}", "https://example.com/input.png"]
+    assert [m.path for m in sample.images] == [
+        "data:image/png;base64,{base64_encoded}",
+        "https://example.com/input.png",
+    ]
     assert [type(p) for p in sample.messages[0].parts] == [Text, ImageSlot, ImageSlot]
 
 
 def test_swift_output_paths_absolute_by_default_relative_on_request(tmp_path: Path):
     make_image(tmp_path / "img" / "a.png", (10, 10))
-    rows = [{"image": "a.png", "conversations": [{"from": "human", "value": "<image>\nq"}, {"from": "gpt", "value": "a"}]}]
+    rows = [
+        {"image": "a.png", "conversations": [{"from": "human", "value": "<image>\nq"}, {"from": "gpt", "value": "a"}]}
+    ]
     _, out = convert(tmp_path, rows, "swift", src_fmt="internvl", root=str(tmp_path / "img"))
     assert read_jsonl(out)[0]["images"] == [str(tmp_path / "img" / "a.png")]
     _, out = convert(tmp_path, rows, "swift", src_fmt="internvl", root=str(tmp_path / "img"), relative_paths=True)
@@ -98,8 +117,15 @@ def test_swift_output_paths_absolute_by_default_relative_on_request(tmp_path: Pa
 
 
 def test_swift_writes_norm1_for_normalised_boxes_without_probing(tmp_path: Path):
-    rows = [{"image": "missing.png", "conversations": [
-        {"from": "human", "value": "<image>\nfind"}, {"from": "gpt", "value": "<ref>cat</ref><box>[[250, 500, 750, 1000]]</box>"}]}]
+    rows = [
+        {
+            "image": "missing.png",
+            "conversations": [
+                {"from": "human", "value": "<image>\nfind"},
+                {"from": "gpt", "value": "<ref>cat</ref><box>[[250, 500, 750, 1000]]</box>"},
+            ],
+        }
+    ]
     report, out = convert(tmp_path, rows, "swift", src_fmt="internvl")
     rec = read_jsonl(out)[0]
     assert report.ok
@@ -112,25 +138,36 @@ def test_swift_writes_norm1_for_normalised_boxes_without_probing(tmp_path: Path)
 
 def test_legacy_objects_json_string_paired_by_index(tmp_path: Path):
     make_image(tmp_path / "img" / "c.jpg", (640, 480))
-    row = {"query": "Find <ref-object>", "response": "<bbox>", "images": ["c.jpg"],
-           "objects": json.dumps([{"caption": "guy in red", "bbox": [[138, 136, 235, 359], [1, 2, 3, 4]],
-                                   "bbox_type": "real", "image": 0}])}
+    row = {
+        "query": "Find <ref-object>",
+        "response": "<bbox>",
+        "images": ["c.jpg"],
+        "objects": json.dumps(
+            [{"caption": "guy in red", "bbox": [[138, 136, 235, 359], [1, 2, 3, 4]], "bbox_type": "real", "image": 0}]
+        ),
+    }
     report, out = convert(tmp_path, [row], "internvl", root=str(tmp_path / "img"))
     assert report.ok and report.tally.inserted_tags == 1
     conv = read_jsonl(out)[0]["conversations"]
     assert conv[0]["value"] == "<image>Find <ref>guy in red</ref>"
-    expected = [[round(138 / 640 * 1000), round(136 / 480 * 1000), round(235 / 640 * 1000), round(359 / 480 * 1000)],
-                [round(1 / 640 * 1000), round(2 / 480 * 1000), round(3 / 640 * 1000), round(4 / 480 * 1000)]]
+    expected = [
+        [round(138 / 640 * 1000), round(136 / 480 * 1000), round(235 / 640 * 1000), round(359 / 480 * 1000)],
+        [round(1 / 640 * 1000), round(2 / 480 * 1000), round(3 / 640 * 1000), round(4 / 480 * 1000)],
+    ]
     assert conv[1]["value"] == f"<box>{expected}</box>"
 
 
 def test_legacy_norm_1000_is_the_x999_scale(tmp_path: Path):
-    row = {"query": "<image>Find <bbox>", "response": "<ref-object>", "images": ["/nowhere.jpg"],
-           "objects": [{"caption": "c", "bbox": [999, 0, 499, 999], "bbox_type": "norm_1000", "image": 0}]}
+    row = {
+        "query": "<image>Find <bbox>",
+        "response": "<ref-object>",
+        "images": ["/nowhere.jpg"],
+        "objects": [{"caption": "c", "bbox": [999, 0, 499, 999], "bbox_type": "norm_1000", "image": 0}],
+    }
     src = write_jsonl(tmp_path / "in.jsonl", [row])
     box = next(vlmdata.read(str(src))).messages[0].parts[2].boxes[0]
     assert box.frame is Frame.NORM999
-    report, out = convert(tmp_path, [row], "internvl")
+    _report, out = convert(tmp_path, [row], "internvl")
     assert "[[1000, 0, 499, 1000]]" in read_jsonl(out)[0]["conversations"][0]["value"]  # 499/999*1000 = 499.5 -> 499
 
 
@@ -139,8 +176,13 @@ def test_legacy_history_string_and_system(tmp_path: Path):
     src = write_jsonl(tmp_path / "in.jsonl", [row])
     sample = next(vlmdata.read(str(src)))
     assert [(m.role, m.text()) for m in sample.messages] == [
-        ("system", "be nice"), ("user", "q1"), ("assistant", "r1"), ("user", "q2"), ("assistant", "r2")]
-    report, out = convert(tmp_path, [row], "swift-legacy")
+        ("system", "be nice"),
+        ("user", "q1"),
+        ("assistant", "r1"),
+        ("user", "q2"),
+        ("assistant", "r2"),
+    ]
+    _report, out = convert(tmp_path, [row], "swift-legacy")
     assert read_jsonl(out)[0] == {"system": "be nice", "query": "q2", "response": "r2", "history": [["q1", "r1"]]}
 
 
@@ -151,8 +193,15 @@ def test_legacy_img_tags_become_images(realdata: Path):
 
 
 def test_legacy_writer_refuses_tool_turns(tmp_path: Path):
-    rows = [{"messages": [{"role": "user", "content": "q"}, {"role": "tool_call", "content": "{}"},
-                          {"role": "assistant", "content": "a"}]}]
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": "q"},
+                {"role": "tool_call", "content": "{}"},
+                {"role": "assistant", "content": "a"},
+            ]
+        }
+    ]
     report, _ = convert(tmp_path, rows, "swift-legacy")
     assert report.rejected == 1 and "query/response rounds" in report.rejections[0].fix
 
@@ -161,8 +210,16 @@ def test_legacy_writer_refuses_tool_turns(tmp_path: Path):
 
 
 def test_internvl_single_image_without_tag_gets_image_newline_in_first_human_turn(tmp_path: Path):
-    rows = [{"image": "a.jpg", "conversations": [{"from": "system", "value": "S"}, {"from": "human", "value": "q"},
-                                                 {"from": "gpt", "value": "a"}]}]
+    rows = [
+        {
+            "image": "a.jpg",
+            "conversations": [
+                {"from": "system", "value": "S"},
+                {"from": "human", "value": "q"},
+                {"from": "gpt", "value": "a"},
+            ],
+        }
+    ]
     report, out = convert(tmp_path, rows, "internvl")
     conv = read_jsonl(out)[0]["conversations"]
     assert conv[0] == {"from": "system", "value": "S"}  # never into the system turn (2.3, peers fixture 10)
@@ -171,8 +228,12 @@ def test_internvl_single_image_without_tag_gets_image_newline_in_first_human_tur
 
 
 def test_internvl_multi_image_count_mismatch_rejected(tmp_path: Path):
-    rows = [{"image": ["a.jpg", "b.jpg"], "conversations": [{"from": "human", "value": "<image>\nq"},
-                                                            {"from": "gpt", "value": "a"}]}]
+    rows = [
+        {
+            "image": ["a.jpg", "b.jpg"],
+            "conversations": [{"from": "human", "value": "<image>\nq"}, {"from": "gpt", "value": "a"}],
+        }
+    ]
     report, _ = convert(tmp_path, rows, "internvl")
     assert report.rejected == 1 and "1 <image> tag(s) but 2 image(s)" in report.rejections[0].error
 
@@ -180,7 +241,7 @@ def test_internvl_multi_image_count_mismatch_rejected(tmp_path: Path):
 def test_internvl_writer_rejects_json_extension(tmp_path: Path):
     rows = [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}]
     src = write_jsonl(tmp_path / "in.jsonl", rows)
-    with pytest.raises(vlmdata.VlmdataError, match="asserts that annotations end in .jsonl"):
+    with pytest.raises(vlmdata.VlmdataError, match=r"asserts that annotations end in \.jsonl"):
         vlmdata.convert(str(src), str(tmp_path / "out.json"), to="internvl")
 
 
@@ -198,14 +259,21 @@ def test_internvl_meta_written_and_updated(tmp_path: Path):
     rows = [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}] * 3
     src = write_jsonl(tmp_path / "in.jsonl", rows)
     meta = tmp_path / "meta.json"
-    meta.write_text(json.dumps({"other": {"root": "r", "annotation": "o.jsonl", "data_augment": True,
-                                          "repeat_time": 2, "length": 9}}))
-    report = vlmdata.convert(str(src), str(tmp_path / "train.jsonl"), to="internvl", meta=str(meta),
-                             root=str(tmp_path))
+    meta.write_text(
+        json.dumps(
+            {"other": {"root": "r", "annotation": "o.jsonl", "data_augment": True, "repeat_time": 2, "length": 9}}
+        )
+    )
+    report = vlmdata.convert(str(src), str(tmp_path / "train.jsonl"), to="internvl", meta=str(meta), root=str(tmp_path))
     data = json.loads(meta.read_text())
     assert data["other"]["repeat_time"] == 2  # other entries kept
-    assert data["train"] == {"root": str(tmp_path), "annotation": str(tmp_path / "train.jsonl"),
-                             "data_augment": False, "repeat_time": 1, "length": 3}
+    assert data["train"] == {
+        "root": str(tmp_path),
+        "annotation": str(tmp_path / "train.jsonl"),
+        "data_augment": False,
+        "repeat_time": 1,
+        "length": 3,
+    }
     assert report.meta == str(meta)
 
 
@@ -214,9 +282,18 @@ def test_internvl_meta_written_and_updated(tmp_path: Path):
 
 def test_llava_boxes_two_decimals_and_system_policy(tmp_path: Path):
     make_image(tmp_path / "img" / "a.png", (427, 640))
-    rows = [{"image": "a.png", "width": 427, "height": 640, "conversations": [
-        {"from": "system", "value": "S"}, {"from": "human", "value": "<image>\nwhere?"},
-        {"from": "gpt", "value": "<ref>lady</ref><box>[[243, 469, 558, 746]]</box>"}]}]
+    rows = [
+        {
+            "image": "a.png",
+            "width": 427,
+            "height": 640,
+            "conversations": [
+                {"from": "system", "value": "S"},
+                {"from": "human", "value": "<image>\nwhere?"},
+                {"from": "gpt", "value": "<ref>lady</ref><box>[[243, 469, 558, 746]]</box>"},
+            ],
+        }
+    ]
     report, _ = convert(tmp_path, rows, "llava", src_fmt="internvl")
     assert report.rejected == 1 and "--system drop" in report.rejections[0].fix
     report, out = convert(tmp_path, rows, "llava", src_fmt="internvl", system="drop")
@@ -228,36 +305,61 @@ def test_llava_boxes_two_decimals_and_system_policy(tmp_path: Path):
 
 def test_llava_padded_square_option(tmp_path: Path):
     make_image(tmp_path / "a.png", (600, 400))
-    rows = [{"id": "1", "image": "a.png", "conversations": [
-        {"from": "human", "value": "<image>\nq"}, {"from": "gpt", "value": "[0.0, 0.33, 0.5, 0.83]"}]}]
+    rows = [
+        {
+            "id": "1",
+            "image": "a.png",
+            "conversations": [
+                {"from": "human", "value": "<image>\nq"},
+                {"from": "gpt", "value": "[0.0, 0.33, 0.5, 0.83]"},
+            ],
+        }
+    ]
     (tmp_path / "in.json").write_text(json.dumps(rows))
     sample = next(vlmdata.read(str(tmp_path / "in.json"), llava_padded=True))
     box = sample.messages[1].parts[0].boxes[0]
     assert box.frame is Frame.NORM1_SQUARE
-    report, out = convert(tmp_path, rows, "internvl", name="in.json", llava_padded=True)
+    _report, out = convert(tmp_path, rows, "internvl", name="in.json", llava_padded=True)
     # y: 0.33*600-100 = 98 -> 98/400*1000 = 245; 0.83*600-100 = 398 -> 995
     assert read_jsonl(out)[0]["conversations"][1]["value"] == "<box>[[0, 245, 500, 995]]</box>"
 
 
 def test_llava_writer_refuses_multi_image(tmp_path: Path):
-    rows = [{"messages": [{"role": "user", "content": "<image><image>q"}, {"role": "assistant", "content": "a"}],
-             "images": ["/a.png", "/b.png"]}]
+    rows = [
+        {
+            "messages": [{"role": "user", "content": "<image><image>q"}, {"role": "assistant", "content": "a"}],
+            "images": ["/a.png", "/b.png"],
+        }
+    ]
     report, _ = convert(tmp_path, rows, "llava")
     assert report.rejected == 1 and "one image per record" in report.rejections[0].fix
 
 
 def test_points_survive_internvl(tmp_path: Path):
-    rows = [{"messages": [{"role": "user", "content": "<image>click"},
-                          {"role": "assistant", "content": "<|box_start|>(246,113)<|box_end|>"}], "images": ["/a.png"]}]
-    report, out = convert(tmp_path, rows, "internvl")
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": "<image>click"},
+                {"role": "assistant", "content": "<|box_start|>(246,113)<|box_end|>"},
+            ],
+            "images": ["/a.png"],
+        }
+    ]
+    _report, out = convert(tmp_path, rows, "internvl")
     assert read_jsonl(out)[0]["conversations"][1]["value"] == "<box>[[246, 113]]</box>"
     sample = next(vlmdata.read(str(out)))
     assert isinstance(sample.messages[1].parts[0], Points)
 
 
 def test_unknown_keys_carried_or_reported(tmp_path: Path):
-    rows = [{"id": 5, "image": "a.png", "source": "web", "conversations": [
-        {"from": "human", "value": "<image>\nq"}, {"from": "gpt", "value": "a"}]}]
+    rows = [
+        {
+            "id": 5,
+            "image": "a.png",
+            "source": "web",
+            "conversations": [{"from": "human", "value": "<image>\nq"}, {"from": "gpt", "value": "a"}],
+        }
+    ]
     report, out = convert(tmp_path, rows, "swift", src_fmt="internvl")
     assert read_jsonl(out)[0]["source"] == "web" and read_jsonl(out)[0]["id"] == 5
     rows[0]["messages"] = "clash"  # a key the ms-swift writer owns: it cannot be written back
@@ -267,8 +369,12 @@ def test_unknown_keys_carried_or_reported(tmp_path: Path):
 
 
 def test_write_api_raises_with_origin(tmp_path: Path):
-    rows = [{"messages": [{"role": "user", "content": "<image><image>q"}, {"role": "assistant", "content": "a"}],
-             "images": ["/a.png", "/b.png"]}]
+    rows = [
+        {
+            "messages": [{"role": "user", "content": "<image><image>q"}, {"role": "assistant", "content": "a"}],
+            "images": ["/a.png", "/b.png"],
+        }
+    ]
     src = write_jsonl(tmp_path / "in.jsonl", rows)
     with pytest.raises(RecordError, match=r"in\.jsonl:1: 2 images"):
         vlmdata.write(vlmdata.read(str(src)), str(tmp_path / "o.json"), "llava")

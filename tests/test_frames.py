@@ -85,5 +85,5 @@ def test_size_lookup_error_propagates():
     def missing() -> tuple[int, int]:
         raise RecordError("image 'a.jpg' not found")
 
-    with pytest.raises(RecordError, match="a.jpg"):
+    with pytest.raises(RecordError, match=r"a\.jpg"):
         convert_box(px(1, 2, 3, 4), Frame.NORM1000, missing)

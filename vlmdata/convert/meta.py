@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -15,10 +16,13 @@ def load_meta(path: str) -> dict[str, Any]:
     if not os.path.exists(path):
         return {}
     try:
-        with open(path, "rb") as f:
-            data = orjson.loads(f.read())
-    except orjson.JSONDecodeError as exc:
-        raise VlmdataError(f"{path}: not valid JSON ({exc}); fix it or write another meta file") from None
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)  # small file; the stdlib names the line and column of an error
+    except json.JSONDecodeError as exc:
+        raise VlmdataError(
+            f"{path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+            "fix it (a trailing comma after the last entry is the usual cause) or write another meta file"
+        ) from None
     if not isinstance(data, dict):
         raise VlmdataError(f"{path}: an InternVL meta file is a JSON object of named entries")
     return data

@@ -63,15 +63,20 @@ def open_records(src: str, fmt: str | None) -> Opened:
         except SyntaxErrorInFile as exc:
             if not head:
                 stream.close()
-                raise VlmdataError(
-                    f"{display_name(src)}:{exc.line}:{exc.column}: JSON syntax error: {exc.message}; "
-                    "fix the JSON (a trailing comma or a missing bracket is the usual cause)"
-                ) from None
+                raise unreadable(display_name(src), exc) from None
             records = _raise_later(exc)
         codec = detect([r.payload for r in head], layout, display_name(src))  # type: ignore[arg-type]
         records = itertools.chain(head, records)
     close = stream.close if src != "-" else (lambda: None)
     return Opened(codec, layout, records, close)
+
+
+def unreadable(name: str, exc: SyntaxErrorInFile) -> VlmdataError:
+    """A JSON syntax error before the first record: the whole file is unreadable (exit 2)."""
+    return VlmdataError(
+        f"{name}:{exc.line}:{exc.column}: JSON syntax error: {exc.message}; "
+        "fix the JSON (a trailing comma or a missing bracket is the usual cause)"
+    )
 
 
 def _raise_later(exc: SyntaxErrorInFile) -> Iterator[Raw]:
@@ -357,6 +362,8 @@ def _chunks_safe(records: Iterator[Raw], report: ConvertReport, name: str) -> It
                 yield chunk
                 chunk = []
     except SyntaxErrorInFile as exc:
+        if exc.index == 0:
+            raise unreadable(name, exc) from None
         if chunk:
             yield chunk
             chunk = []

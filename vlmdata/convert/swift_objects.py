@@ -151,9 +151,25 @@ def fill(messages: list[Message], raw_objects: Any) -> int:
                 "add objects or remove the placeholders",
             )
         return 0
-    if isinstance(objects, dict):
-        return fill_current(messages, objects)
-    return fill_legacy(messages, objects)
+    unused = fill_current(messages, objects) if isinstance(objects, dict) else fill_legacy(messages, objects)
+    for m in messages:
+        m.parts = merge_adjacent_boxes(m.parts)
+    return unused
+
+
+def merge_adjacent_boxes(parts: list[Part]) -> list[Part]:
+    """``<bbox><bbox>`` with nothing between is one referent's boxes (as Qwen's consecutive
+    ``<|box_start|>`` groups and InternVL's ``<box>[[..], [..]]</box>`` are)."""
+    out: list[Part] = []
+    for p in parts:
+        prev = out[-1] if out else None
+        if isinstance(p, Boxes) and isinstance(prev, Boxes) and prev.image_index == p.image_index:
+            out[-1] = Boxes(prev.boxes + p.boxes, p.image_index)
+        elif isinstance(p, Points) and isinstance(prev, Points) and prev.image_index == p.image_index:
+            out[-1] = Points(prev.points + p.points, p.image_index)
+        else:
+            out.append(p)
+    return out
 
 
 def grounding_parts(sample: Sample):

@@ -110,3 +110,16 @@ def test_formats_table_lists_every_format_with_boxes():
     for name in ("swift", "swift-legacy", "internvl", "llava"):
         assert name in res.output
     assert "0-1000" in res.output and "norm_1000" in res.output
+
+
+def test_json_report_goes_to_stderr_when_data_is_on_stdout(tmp_path: Path):
+    src = write_jsonl(tmp_path / "a.jsonl", [GOOD])
+    proc = subprocess.run(
+        [sys.executable, "-m", "vlmdata.cli", "convert", str(src), "--to", "swift", "-o", "-", "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0
+    assert [json.loads(line) for line in proc.stdout.splitlines()] == [GOOD]
+    assert '"written": 1' in proc.stderr and "-> <stdout> (swift)" in proc.stderr

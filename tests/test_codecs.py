@@ -299,7 +299,7 @@ def test_llava_boxes_two_decimals_and_system_policy(tmp_path: Path):
     report, out = convert(tmp_path, rows, "llava", src_fmt="internvl", system="drop")
     rec = json.loads(out.read_text())[0]
     assert report.tally.systems_dropped == 1
-    assert rec["conversations"][1]["value"] == "lady[0.24, 0.47, 0.56, 0.75]"
+    assert rec["conversations"][1]["value"] == "lady [0.24, 0.47, 0.56, 0.75]"  # a space between ref and box
     assert rec["id"] == "in.jsonl-0"  # LLaVA wants an id; made from the origin
 
 
@@ -379,3 +379,36 @@ def test_write_api_raises_with_origin(tmp_path: Path):
     with pytest.raises(RecordError, match=r"in\.jsonl:1: 2 images"):
         vlmdata.write(vlmdata.read(str(src)), str(tmp_path / "o.json"), "llava")
     assert not (tmp_path / "o.json").exists()
+
+
+def test_internvl_writes_sizes_from_headers_unless_told_not_to(tmp_path: Path):
+    make_image(tmp_path / "img" / "a.png", (64, 48))
+    make_image(tmp_path / "img" / "b.png", (30, 20))
+    rows = [
+        {
+            "messages": [{"role": "user", "content": "<image>q"}, {"role": "assistant", "content": "a"}],
+            "images": ["a.png"],
+        },
+        {
+            "messages": [{"role": "user", "content": "<image><image>q"}, {"role": "assistant", "content": "a"}],
+            "images": ["a.png", "b.png"],
+        },
+        {
+            "messages": [{"role": "user", "content": "<image>q"}, {"role": "assistant", "content": "a"}],
+            "images": ["missing.png"],
+        },
+    ]
+    report, out = convert(tmp_path, rows, "internvl", root=str(tmp_path / "img"))
+    recs = read_jsonl(out)
+    assert report.ok
+    assert (recs[0]["width"], recs[0]["height"]) == (64, 48)
+    assert (recs[1]["width_list"], recs[1]["height_list"]) == ([64, 30], [48, 20])
+    assert "width" not in recs[2]  # unknown size: omitted, not invented (validate reports missing files)
+    _, out = convert(tmp_path, rows, "internvl", root=str(tmp_path / "img"), sizes=False)
+    assert "width" not in read_jsonl(out)[0]
+
+
+def test_convert_is_callable_and_a_package():
+    import vlmdata.convert.frames as frames
+
+    assert callable(vlmdata.convert) and frames.convert_box

@@ -62,7 +62,7 @@ def summary(sample: Sample) -> list[tuple[str, str, list[tuple[float, ...]]]]:
             elif isinstance(p, Boxes):
                 for b in p.boxes:
                     boxes.append(convert_box(b, Frame.PIXEL, lambda: SIZE)[0].coords())
-        out.append((m.role, "".join(text), boxes))
+        out.append((m.role, "".join(text).rstrip(), boxes))  # LLaVA puts a space between a ref and its box
     return out
 
 

@@ -7,7 +7,8 @@ Public API::
     report = vlmdata.convert("train.jsonl", "out.jsonl", to="internvl", root="images/")
 """
 
-from vlmdata.convert.pipeline import convert, read, write
+from vlmdata import convert
+from vlmdata.convert.pipeline import read, write
 from vlmdata.convert.registry import FORMATS
 from vlmdata.convert.report import ConvertReport
 from vlmdata.errors import RecordError, VlmdataError

@@ -45,6 +45,13 @@ def main() -> None:
     help="What to do with system prompts the target cannot hold.",
 )
 @click.option("--llava-padded", is_flag=True, help="LLaVA boxes are fractions of the padded square image.")
+@click.option(
+    "--no-sizes",
+    "sizes",
+    flag_value=False,
+    default=True,
+    help="InternVL output: do not read image headers to write width/height.",
+)
 @click.option("--meta", help="Also write/update this InternVL meta JSON with an entry for the output.")
 @click.option("--name", "meta_name", help="Meta entry name (default: the output file's stem).")
 @click.option("--rejects", help="Write rejected records with their reasons to this JSONL file.")
@@ -93,7 +100,8 @@ def convert(src: str, to: str, output: str, from_format: str | None, as_json: bo
     if as_json:
         import orjson
 
-        click.echo(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode())
+        # with -o - stdout carries the data, so the report goes to stderr
+        click.echo(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode(), err=output == "-")
     print_report(report)
     sys.exit(0 if report.ok else 1)
 

@@ -52,6 +52,7 @@ class Options:
     relative_paths: bool = False  # ms-swift output: keep paths relative to the root
     system: SystemPolicy = "reject"  # targets without a system prompt (LLaVA-1.5)
     llava_padded: bool = False  # LLaVA floats are fractions of the padded square (FORMATS.md 3.5)
+    sizes: bool = True  # InternVL output: write width/height read from the image headers
 
 
 class ReadContext:
@@ -88,6 +89,13 @@ class WriteContext:
             w, h = self.sizes.size(media.resolved or media.path, media.path)
             media.width, media.height = w, h
         return media.width, media.height  # type: ignore[return-value]
+
+    def known_size(self, sample: Sample, index: int) -> tuple[int, int] | None:
+        """The image size when the record or the file header gives it, else None (no rejection)."""
+        try:
+            return self.image_size(sample, index)
+        except RecordError:
+            return None
 
     def box(self, sample: Sample, box: Box, image_index: int, frame: Frame) -> Box:
         out, clamped = convert_box(box, frame, lambda: self.image_size(sample, image_index))

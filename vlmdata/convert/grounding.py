@@ -213,8 +213,12 @@ def render_parts(parts: Iterable[Part], syntax: str) -> str:
     ref = RENDER_REF[syntax]
     boxes = RENDER_BOXES[syntax]
     out: list[str] = []
+    previous = ""
     for p in parts:
         t = p.type
+        if syntax == "llava" and previous == "ref" and t in ("boxes", "points"):
+            out.append(" ")  # plain-text refs: "the cat [0.1, 0.2, 0.3, 0.4]", not "the cat[0.1, ..."
+        previous = t
         if t == "text":
             out.append(p.text)  # type: ignore[union-attr]
         elif t == "image":

@@ -101,16 +101,16 @@ class InternVLCodec(Codec):
         if sample.id is not None:
             out["id"] = sample.id
         conversations = write_turns(sample, ctx, "internvl", Frame.NORM1000, source=SOURCE)
+        sizes = [ctx.known_size(sample, k) for k in range(len(sample.images))] if ctx.options.sizes else []
         if len(sample.images) == 1:
-            media = sample.images[0]
-            out["image"] = ctx.out_path(media, absolute=False)
-            if media.width and media.height:
-                out["width"], out["height"] = media.width, media.height
+            out["image"] = ctx.out_path(sample.images[0], absolute=False)
+            if sizes and sizes[0]:
+                out["width"], out["height"] = sizes[0]
         elif sample.images:
             out["image"] = [ctx.out_path(m, absolute=False) for m in sample.images]
-            if all(m.width and m.height for m in sample.images):
-                out["width_list"] = [m.width for m in sample.images]
-                out["height_list"] = [m.height for m in sample.images]
+            if sizes and all(sizes):
+                out["width_list"] = [s[0] for s in sizes]  # type: ignore[index]
+                out["height_list"] = [s[1] for s in sizes]  # type: ignore[index]
         if sample.videos:
             video = sample.videos[0]
             if video.frames:

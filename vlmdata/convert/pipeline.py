@@ -28,8 +28,8 @@ CHUNK_RECORDS = 2000
 DATA_ERRORS = (RecordError, KeyError, TypeError, ValueError, IndexError, AttributeError)
 
 
-def display_name(path: str) -> str:
-    return "<stdin>" if path == "-" else path
+def display_name(path: str, stream: str = "<stdin>") -> str:
+    return stream if path == "-" else path
 
 
 def default_root(codec: Codec, src: str) -> str:
@@ -259,7 +259,7 @@ def convert(
         out_layout = output_layout(target, dst, layout)
         name = display_name(src)
         in_root = options.root if options.root is not None else default_root(opened.codec, src)
-        report = ConvertReport(name, display_name(dst), opened.codec.name, target.name)
+        report = ConvertReport(name, display_name(dst, "<stdout>"), opened.codec.name, target.name)
         writer = RecordWriter(dst, out_layout)
         rejects_file = RejectsFile(rejects)
         args = (opened.codec.name, target.name, name, in_root, options.root is not None, in_root, options)

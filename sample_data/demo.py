@@ -1,0 +1,192 @@
+"""Convert every sample_data file to every other format with the vlmdata CLI and show what happened.
+
+Run from anywhere (``make demo`` runs ``.venv/bin/python sample_data/demo.py``); outputs go to
+``out/demo/`` under the repository root. Each conversion runs the real command line::
+
+    vlmdata convert sample_data/swift/train.jsonl --to internvl --root sample_data/images \\
+        -o out/demo/swift-to-internvl.jsonl --meta out/demo/meta.json --json
+
+and the table is built from its ``--json`` report. LLaVA-1.5 holds one image and no system
+prompt per record, so ``multi-image-0003`` and ``system-0005`` are *expected* rejections when the
+target is LLaVA; they are shown, not treated as failures. The demo exits non-zero only when a
+command fails outright, the counts do not add up, or a record is rejected that should not be.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+REPO = Path(__file__).resolve().parents[1]
+IMAGES = "sample_data/images"
+OUT = "out/demo"
+SOURCES = {
+    "swift": "sample_data/swift/train.jsonl",
+    "swift-legacy": "sample_data/swift-legacy/train.jsonl",
+    "internvl": "sample_data/internvl/train.jsonl",
+    "llava": "sample_data/llava/train.json",
+}
+EXT = {"swift": ".jsonl", "swift-legacy": ".jsonl", "internvl": ".jsonl", "llava": ".json"}
+# Records a target cannot hold (FORMATS.md 3.1, 3.3): id -> why.
+EXPECTED_REJECTIONS = {
+    "llava": {"multi-image-0003": "2 images", "system-0005": "system prompt"},
+}
+REJECTION = re.compile(r"\(id=(?P<id>[^)]*)\): (?P<error>[^;]*)")
+
+console = Console(highlight=False) if sys.stdout.isatty() else Console(width=150, highlight=False)
+
+
+def vlmdata(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run the CLI in this interpreter (``python -m vlmdata.cli``) from the repository root."""
+    return subprocess.run(
+        [sys.executable, "-m", "vlmdata.cli", *args],
+        cwd=REPO,
+        input=stdin,
+        capture_output=True,
+        check=False,
+    )
+
+
+def rejected_ids(report: dict[str, Any]) -> list[tuple[str, str]]:
+    out = []
+    for message in report["rejections"]:
+        m = REJECTION.search(message)
+        out.append((m["id"], m["error"]) if m else ("?", message))
+    return out
+
+
+def notes_of(report: dict[str, Any], source_format: str, target: str) -> tuple[list[str], bool]:
+    """Human notes for one conversion, and whether anything unexpected happened."""
+    notes: list[str] = []
+    bad = False
+    if report["input_format"] != source_format:
+        notes.append(f"[red]detected as {report['input_format']}[/]")
+        bad = True
+    if report["records_in"] != report["written"] + report["rejected"]:
+        notes.append("[red]in != written + rejected[/]")
+        bad = True
+    expected = EXPECTED_REJECTIONS.get(target, {})
+    for record_id, error in rejected_ids(report):
+        if record_id in expected:
+            notes.append(f"[yellow]{escape(record_id)}[/]: {escape(error)} (expected)")
+        else:
+            notes.append(f"[red]{escape(record_id)}: {escape(error)} (UNEXPECTED)[/]")
+            bad = True
+    for key, label in (
+        ("inserted_tags", "media tag(s) inserted"),
+        ("systems_dropped", "system prompt(s) dropped"),
+        ("systems_merged", "system prompt(s) merged"),
+        ("clamped_coordinates", "coordinate(s) clamped"),
+        ("unused_objects", "unused objects entr(y/ies)"),
+    ):
+        if report[key]:
+            notes.append(f"{report[key]} {label}")
+    for key, n in report["dropped_keys"].items():
+        notes.append(escape(f"key {key!r} dropped from {n} record(s)"))
+    if report.get("meta"):
+        notes.append(escape(f"meta entry -> {report['meta']}"))
+    return notes, bad
+
+
+def convert_all(table: Table) -> bool:
+    ok = True
+    for source_format, src in SOURCES.items():
+        for target in SOURCES:
+            if target == source_format:
+                continue
+            dst = f"{OUT}/{source_format}-to-{target}{EXT[target]}"
+            args = ["convert", src, "--to", target, "--root", IMAGES, "-o", dst, "--json"]
+            if target == "internvl":
+                args += ["--meta", f"{OUT}/meta.json"]
+            proc = vlmdata(*args)
+            if proc.returncode not in (0, 1):  # 1 = some records rejected; 2 = the command failed
+                failure = escape(f"exit {proc.returncode}: {proc.stderr.decode()}")
+                table.add_row(src, target, "-", "-", "-", f"[red]{failure}[/]")
+                ok = False
+                continue
+            report = json.loads(proc.stdout)
+            notes, bad = notes_of(report, source_format, target)
+            ok = ok and not bad
+            rejected = report["rejected"]
+            table.add_row(
+                src,
+                target,
+                str(report["records_in"]),
+                f"[green]{report['written']}[/]",
+                f"[yellow]{rejected}[/]" if rejected else "0",
+                "\n".join(notes),
+            )
+    return ok
+
+
+def show_meta() -> None:
+    meta = json.loads((REPO / OUT / "meta.json").read_text(encoding="utf-8"))
+    entries = ", ".join(f"{name} (length {entry['length']})" for name, entry in meta.items())
+    console.print(f"InternVL meta {OUT}/meta.json: {entries}")
+
+
+def stdin_stdout_demo() -> bool:
+    """``cat sample_data/swift/train.jsonl | vlmdata convert - ... -o -``: data on stdout, report on stderr."""
+    args = ["convert", "-", "--from", "swift", "--to", "llava", "-o", "-", "--root", IMAGES, "--system", "drop"]
+    console.rule("stdin -> stdout")
+    console.print(f"$ cat {SOURCES['swift']} | vlmdata {' '.join(args)}", markup=False)
+    proc = vlmdata(*args, stdin=(REPO / SOURCES["swift"]).read_bytes())
+    if proc.returncode not in (0, 1):
+        console.print(f"[red]exit {proc.returncode}[/]: {escape(proc.stderr.decode())}")
+        return False
+    records = json.loads(proc.stdout)  # stdout is the LLaVA JSON list and nothing else
+    for record in records:
+        answer = record["conversations"][-1]["value"]
+        console.print(f"  stdout  {record['id']:<17} {record['image']:<20} gpt: {answer}", markup=False)
+    for line in proc.stderr.decode().splitlines():
+        console.print(f"  stderr  {line}", markup=False)
+    ids = [r["id"] for r in records]
+    # --system drop keeps system-0005 (without its prompt); the multi-image record is still rejected
+    expected = ["caption-0001", "ground-0002", "multi-turn-0004", "system-0005"]
+    if ids != expected:
+        console.print(escape(f"expected records {expected}, got {ids}"), style="red")
+        return False
+    console.print(f"{len(records)} LLaVA records on stdout; multi-image-0003 rejected, system-0005 without its prompt")
+    return True
+
+
+def main() -> int:
+    out = REPO / OUT
+    if out.exists():
+        shutil.rmtree(out)  # a fresh meta.json and no stale outputs
+    out.mkdir(parents=True)
+    table = Table(title="vlmdata convert: every sample_data file to every other format", show_lines=True)
+    for name, style in (
+        ("source", "bold"),
+        ("target", "bold"),
+        ("in", ""),
+        ("written", ""),
+        ("rejected", ""),
+        ("notes", ""),
+    ):
+        table.add_column(name, style=style, justify="right" if name in ("in", "written", "rejected") else "left")
+    ok = convert_all(table)
+    console.print(table)
+    console.print(
+        "LLaVA-1.5 takes one image and no system prompt per record, so multi-image-0003 and system-0005 "
+        "are rejected when converting to llava (pass --system drop|merge to keep system-0005)."
+    )
+    show_meta()
+    console.print(f"Outputs: {OUT}/<source>-to-<target>.json[l]", markup=False)
+    ok = stdin_stdout_demo() and ok
+    console.rule()
+    console.print("[green]demo finished[/]" if ok else "[red]demo found unexpected results (see above)[/]")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

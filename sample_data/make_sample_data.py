@@ -255,7 +255,10 @@ def to_internvl(sample: dict[str, Any]) -> dict[str, Any]:
         conversations.append({"from": "gpt", "value": answer(response)})
     images = sample["images"]
     row: dict[str, Any] = {"id": sample["id"]}
-    if len(images) == 1:
+    # A single image goes in the list form when a system turn comes first: InternVL's single-image
+    # path only looks at conversations[0] for the tag and would put '<image>\n' into the system
+    # prompt (FORMATS.md 2.3); the list form takes the tags where they are.
+    if len(images) == 1 and "system" not in sample:
         row["image"] = images[0]
         row["width"], row["height"] = size_of(images[0])
     else:

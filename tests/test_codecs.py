@@ -412,3 +412,85 @@ def test_convert_is_callable_and_a_package():
     import vlmdata.convert.frames as frames
 
     assert callable(vlmdata.convert) and frames.convert_box
+
+
+def test_internvl_single_image_outside_the_first_turn_is_written_as_a_list(tmp_path: Path):
+    # InternVL's single-image path would prepend '<image>\n' to conversations[0] (the system
+    # prompt here) and leave the real tag literal (peers check, FORMATS.md 2.3)
+    rows = [
+        {
+            "messages": [
+                {"role": "system", "content": "S"},
+                {"role": "user", "content": "<image>q"},
+                {"role": "assistant", "content": "a"},
+            ],
+            "images": ["/a.png"],
+        },
+        {
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "yo"},
+                {"role": "user", "content": "<image>q"},
+                {"role": "assistant", "content": "a"},
+            ],
+            "images": ["/a.png"],
+        },
+        {
+            "messages": [{"role": "user", "content": "<image>q"}, {"role": "assistant", "content": "a"}],
+            "images": ["/a.png"],
+        },
+    ]
+    report, out = convert(tmp_path, rows, "internvl")
+    assert report.ok
+    assert [r["image"] for r in read_jsonl(out)] == [["/a.png"], ["/a.png"], "/a.png"]
+
+
+def test_internvl_video_tag_first_turn_with_newline(tmp_path: Path):
+    rows = [
+        {
+            "messages": [{"role": "user", "content": "<video>What happens?"}, {"role": "assistant", "content": "a"}],
+            "videos": ["/v.mp4"],
+        },
+        {
+            "messages": [{"role": "user", "content": "What happens here?"}, {"role": "assistant", "content": "a"}],
+            "videos": ["/v.mp4"],
+        },
+        {
+            "messages": [
+                {"role": "system", "content": "S"},
+                {"role": "user", "content": "<video>\nq"},
+                {"role": "assistant", "content": "a"},
+            ],
+            "videos": ["/v.mp4"],
+        },
+    ]
+    report, out = convert(tmp_path, rows, "internvl")
+    recs = read_jsonl(out)
+    assert [r["conversations"][0]["value"] for r in recs] == ["<video>\nWhat happens?", "<video>\nWhat happens here?"]
+    assert report.rejected == 1 and "first turn only" in report.rejections[0].error
+
+
+def test_legacy_several_normalised_boxes_are_written_in_pixels(tmp_path: Path):
+    # ms-swift <=3.0 handles a list of boxes only for bbox_type real (its norm_1 branch crashes)
+    make_image(tmp_path / "img" / "a.png", (200, 100))
+    rows = [
+        {
+            "image": "a.png",
+            "conversations": [
+                {"from": "human", "value": "<image>\nfind"},
+                {"from": "gpt", "value": "<ref>car</ref><box>[[100, 200, 500, 500], [600, 100, 900, 900]]</box>"},
+            ],
+        },
+        {
+            "image": "a.png",
+            "conversations": [
+                {"from": "human", "value": "<image>\nfind"},
+                {"from": "gpt", "value": "<ref>car</ref><box>[[100, 200, 500, 500]]</box>"},
+            ],
+        },
+    ]
+    report, out = convert(tmp_path, rows, "swift-legacy", src_fmt="internvl", root=str(tmp_path / "img"))
+    objs = [json.loads(r["objects"])[0] for r in read_jsonl(out)]
+    assert objs[0]["bbox_type"] == "real" and objs[0]["bbox"] == [[20, 20, 100, 50], [120, 10, 180, 90]]
+    assert objs[1]["bbox_type"] == "norm_1" and objs[1]["bbox"] == [0.1, 0.2, 0.5, 0.5]
+    assert report.tally.legacy_objects == 2 and any("ms-swift <= 3.0" in n for n in report.notes())

@@ -32,6 +32,7 @@ class Tally:
     systems_dropped: int = 0
     systems_merged: int = 0
     unused_objects: int = 0
+    legacy_objects: int = 0  # records written with legacy objects (ms-swift <= 3.0 only)
     dropped_keys: Counter[str] = field(default_factory=Counter)
 
     def merge(self, other: Tally) -> None:
@@ -40,6 +41,7 @@ class Tally:
         self.systems_dropped += other.systems_dropped
         self.systems_merged += other.systems_merged
         self.unused_objects += other.unused_objects
+        self.legacy_objects += other.legacy_objects
         self.dropped_keys.update(other.dropped_keys)
 
 

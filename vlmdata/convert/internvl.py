@@ -102,11 +102,14 @@ class InternVLCodec(Codec):
             out["id"] = sample.id
         conversations = write_turns(sample, ctx, "internvl", Frame.NORM1000, source=SOURCE)
         sizes = [ctx.known_size(sample, k) for k in range(len(sample.images))] if ctx.options.sizes else []
-        if len(sample.images) == 1:
+        if len(sample.images) == 1 and _slot_in_first_turn(sample, "image"):
             out["image"] = ctx.out_path(sample.images[0], absolute=False)
             if sizes and sizes[0]:
                 out["width"], out["height"] = sizes[0]
         elif sample.images:
+            # One image whose tag is not in the first turn is written as a one-element list: the
+            # single-image path only looks at conversations[0] and would add a second tag there
+            # (into the system prompt when there is one), the multi-image path takes tags as they are.
             out["image"] = [ctx.out_path(m, absolute=False) for m in sample.images]
             if sizes and all(sizes):
                 out["width_list"] = [s[0] for s in sizes]  # type: ignore[index]
@@ -116,6 +119,25 @@ class InternVLCodec(Codec):
             if video.frames:
                 raise RecordError("the video is a list of frame files", "InternVL wants a video file or a frame folder")
             out["video"] = ctx.out_path(video, absolute=False)
+            conversations[0]["value"] = _video_first(sample, conversations[0]["value"])
         out["conversations"] = conversations
         self.put_extra(out, sample, ctx)
         return out
+
+
+def _slot_in_first_turn(sample: Sample, kind: str) -> bool:
+    first = sample.messages[0] if sample.messages else None
+    return first is not None and first.role == "user" and any(p.type == kind for p in first.parts)
+
+
+def _video_first(sample: Sample, first_value: str) -> str:
+    """InternVL expands only ``'<video>\n'`` in conversations[0] into ``Frame-i: <image>`` tags."""
+    if not _slot_in_first_turn(sample, "video"):
+        where = "a system turn comes first" if sample.messages[0].role == "system" else "the tag is in a later turn"
+        raise RecordError(
+            f"InternVL replaces '<video>\\n' in the first turn only, and {where}",
+            "put <video> in the first human turn (and drop the system prompt) before converting",
+        )
+    if "<video>\n" not in first_value:
+        first_value = first_value.replace("<video>", "<video>\n", 1)
+    return first_value

@@ -66,6 +66,11 @@ class ConvertReport:
             )
         if t.unused_objects:
             out.append(f"{t.unused_objects} objects entr(y/ies) had no placeholder and were not used")
+        if t.legacy_objects:
+            out.append(
+                f"{t.legacy_objects} record(s) carry legacy objects (a JSON string): only ms-swift <= 3.0 reads "
+                "them, ms-swift >= 3.1 drops those rows; use --to swift for current ms-swift"
+            )
         if t.systems_dropped:
             out.append(f"{t.systems_dropped} system prompt(s) were dropped (--system drop)")
         if t.systems_merged:
@@ -86,6 +91,7 @@ class ConvertReport:
             "clamped_coordinates": self.tally.clamped,
             "inserted_tags": self.tally.inserted_tags,
             "unused_objects": self.tally.unused_objects,
+            "legacy_objects": self.tally.legacy_objects,
             "systems_dropped": self.tally.systems_dropped,
             "systems_merged": self.tally.systems_merged,
             "dropped_keys": dict(self.tally.dropped_keys),

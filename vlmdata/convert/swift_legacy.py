@@ -119,6 +119,7 @@ class SwiftLegacyCodec(Codec):
                 out[key] = [media_value(x, ctx, absolute=True) for x in media]
         if objects.objects:
             out["objects"] = orjson.dumps(objects.finish()).decode()
+            ctx.tally.legacy_objects += 1
         self.put_extra(out, sample, ctx)
         return out
 
@@ -152,7 +153,7 @@ class LegacyObjects:
                 out.append("<ref-object>")
             else:
                 items = p.boxes if t == "boxes" else p.points  # type: ignore[union-attr]
-                frame = _legacy_frame(items[0].frame)
+                frame = _legacy_frame(items[0].frame, several=len(items) > 1)
                 values = [self._convert(b, frame, p.image_index) for b in items]  # type: ignore[union-attr]
                 obj = self._slot(self.boxes)
                 obj["bbox"] = values[0] if len(values) == 1 else values
@@ -186,8 +187,15 @@ class LegacyObjects:
         return self.objects
 
 
-def _legacy_frame(frame: Frame) -> Frame:
-    """The legacy bbox_type that holds ``frame`` without loss (norm1000 -> norm_1 exactly)."""
+def _legacy_frame(frame: Frame, *, several: bool) -> Frame:
+    """The legacy bbox_type that holds ``frame`` without loss (norm1000 -> norm_1 exactly).
+
+    Several boxes of one object only work with ``real``: ms-swift <=3.0 normalises a list of
+    boxes in its ``real`` branch alone (``norm_1``/``norm_1000`` do ``int(coord * 999)`` on
+    each element and crash on a nested list), so those are written in pixels.
+    """
+    if several:
+        return Frame.PIXEL
     if frame in LEGACY_NAMES:
         return frame
     if frame is Frame.NORM1000:

@@ -18,7 +18,7 @@ from vlmdata.convert.codec import Codec, Layout, ReadContext, WriteContext
 from vlmdata.convert.grounding import Counters, parse_text
 from vlmdata.convert.placeholders import extract_img_tags, reconcile
 from vlmdata.errors import RecordError
-from vlmdata.schemas.sample import Frame, MediaRef, Message, Part, Sample
+from vlmdata.schemas.sample import Box, Frame, MediaRef, Message, Part, Sample
 from vlmdata.schemas.swift import SWIFT_RECORD
 
 ROLES = {
@@ -218,7 +218,7 @@ def media_value(media: MediaRef, ctx: WriteContext, *, absolute: bool) -> Any:
     return ctx.out_path(media, absolute)
 
 
-class ObjectsBuilder:
+class ObjectsBuilder(swift_objects.PlaceholderRenderer):
     """Collects refs and boxes while rendering, in the frame ms-swift can hold for them."""
 
     def __init__(self, sample: Sample, ctx: WriteContext) -> None:
@@ -236,27 +236,17 @@ class ObjectsBuilder:
         self.image_ids: list[int] = []
         self.used = False
 
-    def render(self, parts: list[Part]) -> str:
-        out = []
-        for p in parts:
-            t = p.type
-            if t == "text":
-                out.append(p.text)  # type: ignore[union-attr]
-            elif t in ("image", "video", "audio"):
-                out.append(f"<{t}>")
-            elif t == "ref":
-                self.used = True
-                self.refs.append(p.text)  # type: ignore[union-attr]
-                out.append("<ref-object>")
-            else:
-                self.used = True
-                items = p.boxes if t == "boxes" else p.points  # type: ignore[union-attr]
-                for b in items:
-                    box = self.ctx.box(self.sample, b, p.image_index, self.frame)  # type: ignore[union-attr]
-                    self.bboxes.append([_num(v) for v in box.coords()])
-                    self.image_ids.append(p.image_index)  # type: ignore[union-attr]
-                    out.append("<bbox>")
-        return "".join(out)
+    def on_ref(self, text: str) -> None:
+        self.used = True
+        self.refs.append(text)
+
+    def on_boxes(self, boxes: tuple[Box, ...], image_index: int) -> str:
+        self.used = True
+        for b in boxes:
+            box = self.ctx.box(self.sample, b, image_index, self.frame)
+            self.bboxes.append([_num(v) for v in box.coords()])
+            self.image_ids.append(image_index)
+        return "<bbox>" * len(boxes)
 
     def current(self) -> dict[str, Any]:
         obj: dict[str, Any] = {"ref": self.refs, "bbox": self.bboxes}

@@ -24,9 +24,9 @@ from vlmdata.convert.swift import (
     media_list,
     media_value,
 )
-from vlmdata.convert.swift_objects import LEGACY_NAMES
+from vlmdata.convert.swift_objects import LEGACY_NAMES, PlaceholderRenderer
 from vlmdata.errors import RecordError
-from vlmdata.schemas.sample import Box, Frame, Message, Part, Sample
+from vlmdata.schemas.sample import Box, Frame, Message, Sample
 from vlmdata.schemas.swift import SWIFT_LEGACY_RECORD
 
 
@@ -124,7 +124,7 @@ class SwiftLegacyCodec(Codec):
         return out
 
 
-class LegacyObjects:
+class LegacyObjects(PlaceholderRenderer):
     """Legacy pairing: the i-th ``<ref-object>`` and the i-th ``<bbox>`` share ``objects[i]``."""
 
     def __init__(self, sample: Sample, ctx: WriteContext) -> None:
@@ -139,29 +139,19 @@ class LegacyObjects:
             self.objects.append({"caption": "", "bbox": None, "bbox_type": "real", "image": 0})
         return self.objects[n]
 
-    def render(self, parts: list[Part]) -> str:
-        out = []
-        for p in parts:
-            t = p.type
-            if t == "text":
-                out.append(p.text)  # type: ignore[union-attr]
-            elif t in ("image", "video", "audio"):
-                out.append(f"<{t}>")
-            elif t == "ref":
-                self._slot(self.refs)["caption"] = p.text  # type: ignore[union-attr]
-                self.refs += 1
-                out.append("<ref-object>")
-            else:
-                items = p.boxes if t == "boxes" else p.points  # type: ignore[union-attr]
-                frame = _legacy_frame(items[0].frame, several=len(items) > 1)
-                values = [self._convert(b, frame, p.image_index) for b in items]  # type: ignore[union-attr]
-                obj = self._slot(self.boxes)
-                obj["bbox"] = values[0] if len(values) == 1 else values
-                obj["bbox_type"] = LEGACY_NAMES[frame]
-                obj["image"] = p.image_index  # type: ignore[union-attr]
-                self.boxes += 1
-                out.append("<bbox>")
-        return "".join(out)
+    def on_ref(self, text: str) -> None:
+        self._slot(self.refs)["caption"] = text
+        self.refs += 1
+
+    def on_boxes(self, boxes: tuple[Box, ...], image_index: int) -> str:
+        frame = _legacy_frame(boxes[0].frame, several=len(boxes) > 1)
+        values = [self._convert(b, frame, image_index) for b in boxes]
+        obj = self._slot(self.boxes)
+        obj["bbox"] = values[0] if len(values) == 1 else values
+        obj["bbox_type"] = LEGACY_NAMES[frame]
+        obj["image"] = image_index
+        self.boxes += 1
+        return "<bbox>"
 
     def _convert(self, box: Box, frame: Frame, image_index: int) -> list[float]:
         out, clamped = convert_box(box, frame, lambda: self.ctx.image_size(self.sample, image_index))

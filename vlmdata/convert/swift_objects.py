@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from vlmdata.errors import RecordError
-from vlmdata.schemas.sample import Box, Boxes, Frame, Message, Part, Points, Ref, Sample
+from vlmdata.schemas.sample import Box, Boxes, Frame, Message, Part, Points, Ref, Sample, Text
 
 CURRENT_TYPES = {"real": Frame.PIXEL, "norm1": Frame.NORM1}
 LEGACY_TYPES = {"real": Frame.PIXEL, "norm_1000": Frame.NORM999, "norm_1": Frame.NORM1, None: Frame.PIXEL}
@@ -178,3 +178,31 @@ def grounding_parts(sample: Sample):
         for i, p in enumerate(m.parts):
             if p.type in ("ref", "boxes", "points"):
                 yield m, i, p
+
+
+class PlaceholderRenderer:
+    """Renders parts as ms-swift text: refs become ``<ref-object>``, boxes ``<bbox>``.
+
+    Subclasses collect the refs and boxes into the ``objects`` layout they write.
+    """
+
+    def render(self, parts: list[Part]) -> str:
+        out = []
+        for p in parts:
+            if isinstance(p, Text):
+                out.append(p.text)
+            elif isinstance(p, Ref):
+                self.on_ref(p.text)
+                out.append("<ref-object>")
+            elif isinstance(p, Boxes | Points):
+                out.append(self.on_boxes(p.boxes if isinstance(p, Boxes) else p.points, p.image_index))
+            else:
+                out.append(f"<{p.type}>")
+        return "".join(out)
+
+    def on_ref(self, text: str) -> None:
+        """Record one ``<ref-object>``."""
+
+    def on_boxes(self, boxes: tuple[Box, ...], image_index: int) -> str:
+        """Record one referent's boxes; returns the placeholder text for them."""
+        return ""

@@ -8,7 +8,7 @@ from typing import Any
 from vlmdata.convert.codec import WriteContext
 from vlmdata.convert.grounding import Counters, parse_text, render_parts
 from vlmdata.errors import RecordError
-from vlmdata.schemas.sample import Boxes, Frame, Message, Part, Points, Sample
+from vlmdata.schemas.sample import Boxes, Frame, Message, Part, Points, Sample, Text
 
 FROM_ROLES = {"human": "user", "gpt": "assistant", "system": "system"}
 TO_FROM = {"user": "human", "assistant": "gpt", "system": "system"}
@@ -93,8 +93,6 @@ def apply_system_policy(sample: Sample, ctx: WriteContext, source: str) -> Sampl
         ctx.tally.systems_merged += 1
         for m in rest:
             if m.role == "user":
-                from vlmdata.schemas.sample import Text
-
                 m.parts[:0] = [*system.parts, Text("\n\n")]
                 break
     return Sample(rest, sample.images, sample.videos, sample.audios, sample.id, sample.extra, sample.origin)

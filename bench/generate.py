@@ -1,6 +1,6 @@
 """Deterministic synthetic ms-swift ``messages`` JSONL with real images, for the benchmarks.
 
-    python bench/generate.py WORKDIR [--rows 200000] [--seed 0] [--images 200] [--grounding 0.3]
+    python bench/generate.py WORKDIR [--rows 200000] [--seed 0] [--images 200] [--grounding 0.3] [--unique-images]
 
 Writes into WORKDIR:
 
@@ -11,6 +11,9 @@ Writes into WORKDIR:
   ``--grounding`` of the rows (about 30%) is a grounding task with 1 or 2 referents:
   ``<ref-object>``/``<bbox>`` placeholders in the text and ``objects: {"ref": [...], "bbox": [[x1, y1,
   x2, y2], ...]}`` in real pixels (``bbox_type`` left out, i.e. ``real``).
+
+With ``--unique-images`` row ``i`` names its own file, ``images/u/NNNNNNN.jpg``, a hard link to one
+of the JPEGs: what real data looks like to per-path caches (path resolution, image size probes).
 
 The rows follow ``/work/shared/peers/make_synthetic.py`` (same texts, same image size) so that
 numbers compare with the peers' performance anchor. A file that already exists for the same
@@ -60,7 +63,11 @@ def _box(rng: random.Random) -> list[int]:
     return [x1, y1, rng.randint(x1 + 10, W), rng.randint(y1 + 10, H)]
 
 
-def make_row(i: int, rng: random.Random, grounding: float, n_images: int) -> dict:
+def unique_name(i: int) -> str:
+    return f"{IMAGES_DIR}/u/{i:07d}.jpg"
+
+
+def make_row(i: int, rng: random.Random, grounding: float, n_images: int, unique: bool = False) -> dict:
     """One ms-swift row; ``objects`` only on grounding rows."""
     row: dict = {}
     if rng.random() < grounding:
@@ -87,7 +94,7 @@ def make_row(i: int, rng: random.Random, grounding: float, n_images: int) -> dic
             {"role": "user", "content": rng.choice(FOLLOW_Q)},
             {"role": "assistant", "content": rng.choice(FOLLOW_A)},
         ]
-    out = {"messages": msgs, "images": [image_name(i % n_images)]}
+    out = {"messages": msgs, "images": [unique_name(i) if unique else image_name(i % n_images)]}
     out.update(row)
     return out
 
@@ -106,13 +113,29 @@ def write_images(workdir: str, n_images: int) -> str:
     return folder
 
 
+def link_unique(workdir: str, rows: int, n_images: int) -> None:
+    """Hard links ``images/u/NNNNNNN.jpg`` -> ``images/{i % n_images}.jpg`` for rows 0..rows-1."""
+    os.makedirs(os.path.join(workdir, IMAGES_DIR, "u"), exist_ok=True)
+    for i in range(rows):
+        path = os.path.join(workdir, unique_name(i))
+        if not os.path.exists(path):
+            os.link(os.path.join(workdir, image_name(i % n_images)), path)
+
+
 def generate(
-    workdir: str, rows: int = 200_000, seed: int = 0, n_images: int = 200, grounding: float = 0.3
+    workdir: str,
+    rows: int = 200_000,
+    seed: int = 0,
+    n_images: int = 200,
+    grounding: float = 0.3,
+    unique_images: bool = False,
 ) -> tuple[str, dict]:
     """(path of the JSONL, stats); the media root for the file's relative paths is ``workdir``."""
     os.makedirs(workdir, exist_ok=True)
     write_images(workdir, n_images)
-    name = f"swift-{rows}-s{seed}-i{n_images}-g{grounding:g}.jsonl"
+    if unique_images:
+        link_unique(workdir, rows, n_images)
+    name = f"swift-{rows}-s{seed}-i{n_images}-g{grounding:g}{'-u' if unique_images else ''}.jsonl"
     path = os.path.join(workdir, name)
     stamp = path + ".done"
     if os.path.exists(path) and os.path.exists(stamp):
@@ -123,7 +146,7 @@ def generate(
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
     with open(path + ".tmp", "w", encoding="utf-8") as f:
         for i in range(rows):
-            row = make_row(i, rng, grounding, n_images)
+            row = make_row(i, rng, grounding, n_images, unique_images)
             if "objects" in row:
                 grounding_rows += 1
                 boxes += len(row["objects"]["bbox"])
@@ -143,8 +166,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--images", type=int, default=200)
     ap.add_argument("--grounding", type=float, default=0.3)
+    ap.add_argument("--unique-images", action="store_true", help="one image file (hard link) per row")
     args = ap.parse_args(argv)
-    path, stats = generate(args.workdir, args.rows, args.seed, args.images, args.grounding)
+    path, stats = generate(args.workdir, args.rows, args.seed, args.images, args.grounding, args.unique_images)
     print(json.dumps({"path": path, **stats}))
 
 

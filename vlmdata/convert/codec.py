@@ -140,7 +140,7 @@ class Codec(ABC):
     def load(self, payload: bytes | Any) -> dict[str, Any]:
         """Parse (bytes) and validate the record's shape in pydantic's core."""
         try:
-            if isinstance(payload, bytes | bytearray):
+            if isinstance(payload, (bytes, bytearray)):  # a tuple: faster than bytes | bytearray
                 return self.schema.validate_json(payload)
             return self.schema.validate_python(payload)
         except ValidationError as exc:

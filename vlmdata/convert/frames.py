@@ -92,6 +92,8 @@ def convert_box(box: Box, dst: Frame, size: SizeLookup, resized: Size | None = N
     names the image when the size cannot be had).
     """
     src = box.frame
+    if src is Frame.PIXEL and dst is Frame.NORM1000 and box.x2 is not None:
+        return _pixel_to_norm1000(box, size())
     coords = box.coords()
     if src is dst and (dst is not Frame.PIXEL_RESIZED or box.resized == resized):
         if dst is Frame.PIXEL or dst is Frame.PIXEL_RESIZED or dst is Frame.NORM1_SQUARE:
@@ -118,3 +120,19 @@ def convert_box(box: Box, dst: Frame, size: SizeLookup, resized: Size | None = N
     else:
         out = Box(*values, dst, resized if dst is Frame.PIXEL_RESIZED else None)
     return out, clamped
+
+
+def _pixel_to_norm1000(box: Box, size: Size) -> tuple[Box, int]:
+    """The common case of convert_box (pixel boxes to InternVL/Qwen 0-1000), without the
+    per-coordinate frame dispatch; same arithmetic: round(v / size * 1000), clamped to [0, 1000]."""
+    w, h = size
+    values = [round(box.x1 / w * 1000), round(box.y1 / h * 1000), round(box.x2 / w * 1000), round(box.y2 / h * 1000)]  # type: ignore[operator]
+    clamped = 0
+    for i, v in enumerate(values):
+        if v < 0:
+            values[i] = 0
+            clamped += 1
+        elif v > 1000:
+            values[i] = 1000
+            clamped += 1
+    return Box(values[0], values[1], values[2], values[3], Frame.NORM1000), clamped

@@ -15,7 +15,7 @@ Media tags ``<image>``/``<video>``/``<audio>`` become slots numbered in order of
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 
 from vlmdata.errors import RecordError
@@ -106,6 +106,35 @@ def _make_part(values: list[list[float]], frame: Frame) -> Part:
     return Boxes(boxes)
 
 
+_PLANS: dict[tuple[str, ...], tuple[re.Pattern[str], tuple[str, ...], bool]] = {}
+
+
+def _plan(syntaxes: tuple[str, ...]) -> tuple[re.Pattern[str], tuple[str, ...], bool]:
+    """(pattern, quick substrings, llava?) for ``syntaxes``, built once per tuple."""
+    plan = _PLANS.get(syntaxes)
+    if plan is None:
+        quick = tuple(q for s in ("media", *syntaxes) for q in _QUICK.get(s, ("[",)))
+        plan = _PLANS[syntaxes] = (_compiled(syntaxes), quick, "llava" in syntaxes)
+    return plan
+
+
+def _matches(pattern: re.Pattern[str], text: str) -> list[re.Match[str]]:
+    """``pattern.finditer(text)`` for patterns whose every branch starts with ``<``: tries a match
+    only where a ``<`` is (sre has no first-character skip for this alternation; 3x faster)."""
+    out = []
+    match = pattern.match
+    find = text.find
+    i = find("<")
+    while i >= 0:
+        m = match(text, i)
+        if m is None:
+            i = find("<", i + 1)
+        else:
+            out.append(m)
+            i = find("<", m.end())
+    return out
+
+
 def parse_text(
     text: str,
     syntaxes: tuple[str, ...],
@@ -117,19 +146,24 @@ def parse_text(
     ``swift`` placeholders come back as ``Ref("")``/``Boxes(())`` markers that the ms-swift
     codec fills from the record's ``objects``.
     """
-    if "<" not in text and ("llava" not in syntaxes or "[" not in text):
+    pattern, quick, llava = _PLANS.get(syntaxes) or _plan(syntaxes)
+    if "<" not in text and (not llava or "[" not in text):
         return [Text(text)] if text else []
-    if not any(q in text for s in ("media", *syntaxes) for q in _QUICK.get(s, ("[",))):
+    for q in quick:
+        if q in text:
+            break
+    else:
         return [Text(text)] if text else []
     parts: list[Part] = []
     pos = 0
-    for m in _compiled(syntaxes).finditer(text):
-        if m.start() > pos:
-            parts.append(Text(text[pos : m.start()]))
-        pos = m.end()
+    for m in pattern.finditer(text) if llava else _matches(pattern, text):
+        start, end = m.span()
+        if start > pos:
+            parts.append(Text(text[pos:start]))
+        pos = end
         kind = m.lastgroup
         if kind == "media":
-            tag = m.group("media")
+            tag = m[0]
             if tag == "<image>":
                 parts.append(ImageSlot(counters.image))
                 counters.image += 1
@@ -139,6 +173,10 @@ def parse_text(
             else:
                 parts.append(AudioSlot(counters.audio))
                 counters.audio += 1
+        elif kind == "sref":
+            parts.append(Ref(""))
+        elif kind == "sbox":
+            parts.append(Boxes(()))
         elif kind == "iref":
             parts.append(Ref(m.group("iref")))
         elif kind == "ibox":
@@ -156,16 +194,14 @@ def parse_text(
         elif kind == "lbox":
             nums = [float(v) for v in m.group("lbox")[1:-1].split(",")]
             parts.append(Boxes((Box(*nums, llava_frame),)))
-        elif kind == "sref":
-            parts.append(Ref(""))
-        elif kind == "sbox":
-            parts.append(Boxes(()))
     if pos < len(text):
         parts.append(Text(text[pos:]))
     return parts
 
 
 def _fmt(v: float) -> str:
+    if type(v) is int:
+        return str(v)
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     return str(v)
@@ -173,7 +209,7 @@ def _fmt(v: float) -> str:
 
 def render_internvl_boxes(part: Boxes | Points) -> str:
     items = part.boxes if isinstance(part, Boxes) else part.points
-    inner = ", ".join("[" + ", ".join(_fmt(v) for v in b.coords()) + "]" for b in items)
+    inner = ", ".join(["[" + ", ".join([_fmt(v) for v in b.coords()]) + "]" for b in items])
     return f"<box>[{inner}]</box>"
 
 
@@ -208,27 +244,33 @@ RENDER_BOXES = {
 }
 
 
-def render_parts(parts: Iterable[Part], syntax: str) -> str:
-    """Text of ``parts`` in ``syntax``; boxes must already be in that syntax's frame."""
+def render_parts(
+    parts: Iterable[Part], syntax: str, convert: Callable[[Boxes | Points], Boxes | Points] | None = None
+) -> str:
+    """Text of ``parts`` in ``syntax``; boxes must already be in that syntax's frame, or
+    ``convert`` puts each Boxes/Points part there first."""
+    if type(parts) is list and len(parts) == 1 and parts[0].type == "text":
+        return parts[0].text  # type: ignore[union-attr]
     ref = RENDER_REF[syntax]
     boxes = RENDER_BOXES[syntax]
     out: list[str] = []
     previous = ""
+    llava = syntax == "llava"
     for p in parts:
         t = p.type
-        if syntax == "llava" and previous == "ref" and t in ("boxes", "points"):
+        if llava and previous == "ref" and t in ("boxes", "points"):
             out.append(" ")  # plain-text refs: "the cat [0.1, 0.2, 0.3, 0.4]", not "the cat[0.1, ..."
         previous = t
         if t == "text":
             out.append(p.text)  # type: ignore[union-attr]
         elif t == "image":
             out.append("<image>")
+        elif t == "ref":
+            out.append(ref(p.text))  # type: ignore[union-attr]
         elif t == "video":
             out.append("<video>")
         elif t == "audio":
             out.append("<audio>")
-        elif t == "ref":
-            out.append(ref(p.text))  # type: ignore[union-attr]
         else:
-            out.append(boxes(p))  # type: ignore[arg-type]
+            out.append(boxes(convert(p) if convert is not None else p))  # type: ignore[arg-type]
     return "".join(out)

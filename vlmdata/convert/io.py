@@ -115,8 +115,8 @@ def iter_jsonl(reader: PeekReader) -> Iterator[Raw]:
     for lineno, line in enumerate(reader.lines(), 1):
         if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):
             line = line[3:]
-        if not line.strip():
-            continue  # blank lines (e.g. a trailing one) are not records
+        if not line or line.isspace():
+            continue  # blank lines (e.g. a trailing one) are not records (no strip(): it copies the line)
         yield Raw(line, lineno, index)
         index += 1
 

@@ -163,8 +163,19 @@ def _init_worker(*args: Any) -> None:
     _WORKER = _Work(*args)
 
 
-def _run_chunk(chunk: list[Raw]) -> tuple[list[bytes], list[tuple[Rejection, Raw]], Tally, int]:
+Packed = tuple[list[Any], list[Any], int]
+
+
+def _pack(chunk: list[Raw]) -> Packed:
+    """A chunk as plain lists for the pipe: pickling 2,000 slotted Raw dataclasses calls their
+    Python-level __getstate__/__setstate__ per record (~2 us a record on each side)."""
+    return [r.payload for r in chunk], [r.line for r in chunk], chunk[0].index
+
+
+def _run_chunk(packed: Packed) -> tuple[list[bytes], list[tuple[Rejection, Raw]], Tally, int]:
     assert _WORKER is not None
+    payloads, lines, first = packed
+    chunk = [Raw(p, line, first + k) for k, (p, line) in enumerate(zip(payloads, lines, strict=True))]
     _WORKER.tally.__init__()  # type: ignore[misc]
     out, rejected = _WORKER.run(chunk)
     return out, rejected, _WORKER.tally, len(chunk)
@@ -340,7 +351,7 @@ def _convert_parallel(
 
     ctx = mp.get_context("fork" if hasattr(os, "fork") else "spawn")
     with ctx.Pool(workers, initializer=_init_worker, initargs=args) as pool:
-        chunks = _chunks_safe(records, report, args[2])
+        chunks = map(_pack, _chunks_safe(records, report, args[2]))
         for out, rejected, tally, size in pool.imap(_run_chunk, chunks):
             writer.write_many(out)
             report.tally.merge(tally)

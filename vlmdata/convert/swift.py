@@ -45,6 +45,7 @@ BLOCK_KINDS = {
     "audio": "audio",
     "input_audio": "audio",
 }
+MESSAGE_KEYS = ("role", "from", "content", "value")
 SYNTAXES_PLAIN = ("internvl", "qwen")
 SYNTAXES_OBJECTS = ("internvl", "qwen", "swift")
 
@@ -74,11 +75,33 @@ def media_list(record: dict[str, Any], key: str, alias: str, ctx: ReadContext) -
     return out
 
 
-def finish(sample: Sample, raw_objects: Any, ctx: ReadContext, *, had_images_key: bool, source: str) -> Sample:
-    """The steps ms-swift applies after building messages: <img> tags, tags, objects."""
+def finish(
+    sample: Sample,
+    raw_objects: Any,
+    ctx: ReadContext,
+    *,
+    had_images_key: bool,
+    source: str,
+    counters: Counters | None = None,
+) -> Sample:
+    """The steps ms-swift applies after building messages: <img> tags, tags, objects.
+
+    ``counters``: the slot counts parse_text left; when they already match the media lists there
+    is nothing to reconcile (the common case: skip three passes over every part).
+    """
     if not had_images_key:
         for path in extract_img_tags(sample.messages):
             sample.images.append(ctx.media(path))
+    elif (
+        counters is not None
+        and counters.image == len(sample.images)
+        and counters.video == len(sample.videos)
+        and counters.audio == len(sample.audios)
+    ):
+        if raw_objects:
+            ctx.tally.unused_objects += swift_objects.fill(sample.messages, raw_objects)
+            return sample
+        return _check_no_markers(sample, raw_objects)
     non_system = ("user", "assistant", "tool_call", "tool_response")
     ctx.tally.inserted_tags += reconcile(
         sample.messages,
@@ -89,6 +112,16 @@ def finish(sample: Sample, raw_objects: Any, ctx: ReadContext, *, had_images_key
         source=source,
     )
     ctx.tally.unused_objects += swift_objects.fill(sample.messages, raw_objects)
+    return sample
+
+
+def _check_no_markers(sample: Sample, raw_objects: Any) -> Sample:
+    """fill() without objects: only its check that no placeholder waits for one."""
+    for m in sample.messages:
+        for p in m.parts:
+            t = p.type
+            if (t == "ref" and not p.text) or (t == "boxes" and not p.boxes):  # type: ignore[union-attr]
+                swift_objects.fill(sample.messages, raw_objects)  # raises the usual error
     return sample
 
 
@@ -121,17 +154,19 @@ class SwiftCodec(Codec):
 
     def decode(self, record: dict[str, Any], ctx: ReadContext) -> Sample:
         images = media_list(record, "images", "image", ctx)
-        videos = media_list(record, "videos", "video", ctx)
-        audios = media_list(record, "audios", "audio", ctx)
-        syntaxes = SYNTAXES_OBJECTS if record.get("objects") else SYNTAXES_PLAIN
+        videos = media_list(record, "videos", "video", ctx) if "videos" in record or "video" in record else []
+        audios = media_list(record, "audios", "audio", ctx) if "audios" in record or "audio" in record else []
+        raw_objects = record.get("objects")
+        syntaxes = SYNTAXES_OBJECTS if raw_objects else SYNTAXES_PLAIN
         counters = Counters()
         messages: list[Message] = []
-        block_media: dict[str, list[MediaRef]] = {"image": [], "video": [], "audio": []}
+        block_media: dict[str, list[MediaRef]] | None = None
         raw_messages = record["messages"]
         if not raw_messages:
             raise RecordError("messages is empty", "ms-swift drops such rows without a word")
+        misplaced_system = False
         for k, raw in enumerate(raw_messages):
-            role_name = raw.get("role", raw.get("from"))
+            role_name = raw["role"] if "role" in raw else raw.get("from")
             role = ROLES.get(role_name) if isinstance(role_name, str) else None
             if role is None:
                 raise RecordError(
@@ -144,22 +179,32 @@ class SwiftCodec(Codec):
             if isinstance(content, str):
                 parts = parse_text(content, syntaxes, counters)
             else:
+                if block_media is None:
+                    block_media = {"image": [], "video": [], "audio": []}
                 parts = self._blocks(content, k, syntaxes, counters, block_media, ctx)
-            extra = {key: v for key, v in raw.items() if key not in ("role", "from", "content", "value")}
+            if len(raw) == 2 and ("role" in raw or "from" in raw) and ("content" in raw or "value" in raw):
+                extra = {}
+            else:
+                extra = {key: v for key, v in raw.items() if key not in MESSAGE_KEYS}
+            if role == "system" and k:
+                misplaced_system = True
             messages.append(Message(role, parts, extra))  # type: ignore[arg-type]
-        check_system_first(messages)
-        for kind, found in block_media.items():
-            if found:
-                target = {"image": images, "video": videos, "audio": audios}[kind]
-                if target:
-                    raise RecordError(
-                        f"{kind}s come both as content blocks and as a top-level list",
-                        "ms-swift asserts on this mix: keep one of the two",
-                    )
-                target.extend(found)
-        sample = Sample(messages, images, videos, audios, record.get("id"), self.extra_of(record))
-        had_images = bool(record.get("images") or record.get("image") or block_media["image"])
-        return finish(sample, record.get("objects"), ctx, had_images_key=had_images, source="ms-swift")
+        if misplaced_system:
+            check_system_first(messages)
+        if block_media is not None:
+            for kind, found in block_media.items():
+                if found:
+                    target = {"image": images, "video": videos, "audio": audios}[kind]
+                    if target:
+                        raise RecordError(
+                            f"{kind}s come both as content blocks and as a top-level list",
+                            "ms-swift asserts on this mix: keep one of the two",
+                        )
+                    target.extend(found)
+        extra = {} if record.keys() <= self.known_keys else self.extra_of(record)
+        sample = Sample(messages, images, videos, audios, record.get("id"), extra)
+        had_images = bool(record.get("images") or record.get("image") or (block_media and block_media["image"]))
+        return finish(sample, raw_objects, ctx, had_images_key=had_images, source="ms-swift", counters=counters)
 
     def _blocks(
         self,

@@ -44,14 +44,18 @@ def _box(values: Any, frame: Frame, what: str) -> Box:
             f"{what} must be [x1, y1, x2, y2] or a point [x, y], got {values!r}",
             "ms-swift asserts len(box) in {2, 4}",
         )
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        raise RecordError(f"{what} must hold numbers, got {values!r}", "fix the box")
+    for v in values:
+        t = type(v)
+        if t is not int and t is not float and (t is bool or not isinstance(v, int | float)):
+            raise RecordError(f"{what} must hold numbers, got {values!r}", "fix the box")
     if len(values) == 2:
         return Box(values[0], values[1], None, None, frame)
     return Box(values[0], values[1], values[2], values[3], frame)
 
 
 def _part(boxes: list[Box], image_index: int) -> Part:
+    if len(boxes) == 1:
+        return Points(tuple(boxes), image_index) if boxes[0].x2 is None else Boxes(tuple(boxes), image_index)
     if all(b.is_point for b in boxes):
         return Points(tuple(boxes), image_index)
     return Boxes(tuple(boxes), image_index)
@@ -160,6 +164,14 @@ def fill(messages: list[Message], raw_objects: Any) -> int:
 def merge_adjacent_boxes(parts: list[Part]) -> list[Part]:
     """``<bbox><bbox>`` with nothing between is one referent's boxes (as Qwen's consecutive
     ``<|box_start|>`` groups and InternVL's ``<box>[[..], [..]]</box>`` are)."""
+    prev_type = None
+    for p in parts:
+        t = p.type
+        if t == prev_type and (t == "boxes" or t == "points"):
+            break
+        prev_type = t
+    else:
+        return parts  # no two box parts in a row: nothing to merge
     out: list[Part] = []
     for p in parts:
         prev = out[-1] if out else None

@@ -53,6 +53,10 @@ def read_turns(
 
 def write_turns(sample: Sample, ctx: WriteContext, syntax: str, frame: Frame, *, source: str) -> list[dict[str, Any]]:
     """Render every message as a {from, value} turn, boxes moved into ``frame``."""
+
+    def convert(part: Boxes | Points) -> Boxes | Points:
+        return _in_frame(part, sample, ctx, frame)  # type: ignore[return-value]
+
     out = []
     for k, m in enumerate(sample.messages):
         who = TO_FROM.get(m.role)
@@ -61,18 +65,18 @@ def write_turns(sample: Sample, ctx: WriteContext, syntax: str, frame: Frame, *,
                 f"message {k} has role {m.role!r}, which {source} cannot hold",
                 "remove tool turns before converting",
             )
-        parts = [_in_frame(p, sample, ctx, frame) for p in m.parts]
-        turn: dict[str, Any] = {"from": who, "value": render_parts(parts, syntax)}
-        turn.update(m.extra)
+        turn: dict[str, Any] = {"from": who, "value": render_parts(m.parts, syntax, convert)}
+        if m.extra:
+            turn.update(m.extra)
         out.append(turn)
     return out
 
 
 def _in_frame(part: Part, sample: Sample, ctx: WriteContext, frame: Frame) -> Part:
     if isinstance(part, Boxes):
-        return Boxes(tuple(ctx.box(sample, b, part.image_index, frame) for b in part.boxes), part.image_index)
+        return Boxes(tuple([ctx.box(sample, b, part.image_index, frame) for b in part.boxes]), part.image_index)
     if isinstance(part, Points):
-        return Points(tuple(ctx.box(sample, b, part.image_index, frame) for b in part.points), part.image_index)
+        return Points(tuple([ctx.box(sample, b, part.image_index, frame) for b in part.points]), part.image_index)
     return part
 
 

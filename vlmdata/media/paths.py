@@ -7,10 +7,14 @@ unless the caller allows them. URLs and data URIs are passed through untouched.
 from __future__ import annotations
 
 import os
+import stat
 
 from vlmdata.errors import RecordError
 
+CACHE_LIMIT = 8_192  # entries per per-path cache; cleared when full
 REMOTE_PREFIXES = ("http://", "https://", "s3://", "data:", "oss://", "gs://")
+_SEP_DOT = os.sep + "."  # "/./", "/../", "/.." or a dot-file: not known to be normalised
+_SEP_SEP = os.sep + os.sep
 
 
 def is_remote(path: str) -> bool:
@@ -29,6 +33,8 @@ class PathResolver:
         self.explicit_root = explicit_root
         self.allow_outside = allow_outside
         self._cache: dict[str, str] = {}
+        self._prefix = self.root.rstrip(os.sep) + os.sep
+        self._real_dirs: dict[str, str] = {}
 
     def resolve(self, path: str) -> str:
         """Absolute path of ``path`` (URLs unchanged); raises RecordError when it escapes."""
@@ -41,8 +47,26 @@ class PathResolver:
         joined = os.path.normpath(os.path.join(self.root, path))
         if not self.allow_outside:
             self._check_inside(path, joined)
+        if len(self._cache) >= CACHE_LIMIT:
+            self._cache.clear()  # unique paths (the usual case in real data) must not grow memory with rows
         self._cache[path] = joined
         return joined
+
+    def _realpath(self, joined: str) -> str:
+        """``os.path.realpath(joined)`` for a normalised absolute path, with the folder's real path
+        cached: one lstat per file instead of one per path component (realpath is pure Python)."""
+        head, tail = os.path.split(joined)
+        real_head = self._real_dirs.get(head)
+        if real_head is None:
+            if len(self._real_dirs) >= CACHE_LIMIT:
+                self._real_dirs.clear()
+            real_head = self._real_dirs[head] = os.path.realpath(head)
+        try:
+            if stat.S_ISLNK(os.lstat(joined).st_mode):
+                return os.path.realpath(joined)
+        except OSError:
+            pass  # a missing file resolves like realpath(strict=False) does: as named
+        return os.path.join(real_head, tail)
 
     def _check_inside(self, path: str, joined: str) -> None:
         if os.path.isabs(path) and not self.explicit_root:
@@ -52,7 +76,7 @@ class PathResolver:
                 f"media path {path!r} resolves to {joined}, outside the media root {self.root}",
                 "fix the path, pass the right --root, or --allow-outside-root",
             )
-        real = os.path.realpath(joined)
+        real = self._realpath(joined)
         if real != joined and not _under(real, self.real_root):
             raise RecordError(
                 f"media path {path!r} is a symlink to {real}, outside the media root {self.root}",
@@ -61,6 +85,18 @@ class PathResolver:
 
     def relative(self, resolved: str) -> str:
         """``resolved`` written relative to the root when it lies under it, else as is."""
+        prefix = self._prefix
+        if (
+            resolved.startswith(prefix)
+            and _SEP_DOT not in resolved
+            and _SEP_SEP not in resolved
+            and not resolved.endswith(os.sep)
+            and (os.altsep is None or os.altsep not in resolved)
+            and not is_remote(resolved)
+        ):
+            # normalised and under the root: what os.path.relpath would return, without its
+            # two abspath calls (this is once per media path per record)
+            return resolved[len(prefix) :]
         if is_remote(resolved) or not os.path.isabs(resolved):
             return resolved
         if _under(resolved, self.root):

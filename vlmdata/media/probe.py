@@ -6,12 +6,13 @@ Sizes are the raw stored frame: the loaders read here never apply EXIF orientati
 
 from __future__ import annotations
 
+import struct
 import warnings
 
 from PIL import Image
 
 from vlmdata.errors import RecordError
-from vlmdata.media.paths import is_remote
+from vlmdata.media.paths import CACHE_LIMIT, is_remote
 
 MAX_PIXELS = 178_956_970  # Pillow's own bomb threshold (2 x MAX_IMAGE_PIXELS)
 
@@ -26,6 +27,8 @@ class SizeCache:
         hit = self._sizes.get(resolved)
         if hit is None:
             hit = probe_size(resolved, shown)
+            if len(self._sizes) >= CACHE_LIMIT:
+                self._sizes.clear()  # one image per row is the norm: keep memory flat
             self._sizes[resolved] = hit
         return hit
 
@@ -38,10 +41,16 @@ def probe_size(resolved: str, shown: str) -> tuple[int, int]:
             "add width/height to the record or download the image and point at the local copy",
         )
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(resolved) as im:
-                w, h = im.size
+        size = header_size(resolved)
+        if size is not None:
+            w, h = size
+            if Image.MAX_IMAGE_PIXELS and w * h > Image.MAX_IMAGE_PIXELS:
+                raise Image.DecompressionBombWarning(f"{w}x{h}")  # what Pillow would warn (then error)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(resolved) as im:
+                    w, h = im.size
     except FileNotFoundError:
         raise RecordError(
             f"image {shown!r} not found at {resolved} (its size is needed to convert boxes)",
@@ -57,3 +66,44 @@ def probe_size(resolved: str, shown: str) -> tuple[int, int]:
     if w <= 0 or h <= 0 or w * h > MAX_PIXELS:
         raise RecordError(f"image {shown!r} has an absurd size {w}x{h}", "replace the file")
     return w, h
+
+
+_SOF = frozenset((0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF))
+
+
+def header_size(path: str) -> tuple[int, int] | None:
+    """(width, height) read from a JPEG (first SOFn), PNG (IHDR) or GIF header, as Pillow reports
+    them; None for anything else or anything unusual, which Pillow then opens. ~4x cheaper than
+    Image.open (one open + read, no plugin search), which matters at one image per row."""
+    with open(path, "rb", buffering=0) as f:
+        data = f.read(4096)
+        if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+            w, h = struct.unpack(">II", data[16:24])
+        elif data[:6] in (b"GIF87a", b"GIF89a"):
+            w, h = struct.unpack("<HH", data[6:10])
+        elif data[:2] == b"\xff\xd8":
+            w = h = 0
+            pos = 2
+            while True:
+                while pos + 9 > len(data):
+                    more = f.read(65536)
+                    if not more:
+                        return None
+                    data += more
+                if data[pos] != 0xFF:
+                    return None
+                marker = data[pos + 1]
+                if marker == 0xFF:  # fill byte
+                    pos += 1
+                elif marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # markers without a length
+                    pos += 2
+                elif marker in _SOF:
+                    h, w = struct.unpack(">HH", data[pos + 5 : pos + 9])
+                    break
+                elif marker in (0xD9, 0xDA):  # end of image or start of scan before any SOF
+                    return None
+                else:
+                    pos += 2 + struct.unpack(">H", data[pos + 2 : pos + 4])[0]
+        else:
+            return None
+    return (w, h) if w > 0 and h > 0 else None

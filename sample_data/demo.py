@@ -92,8 +92,8 @@ def notes_of(report: dict[str, Any], source_format: str, target: str) -> tuple[l
             notes.append(f"{report[key]} {label}")
     for key, n in report["dropped_keys"].items():
         notes.append(escape(f"key {key!r} dropped from {n} record(s)"))
-    if report.get("meta"):
-        notes.append(escape(f"meta entry -> {report['meta']}"))
+    for path in report.get("side_files", []):
+        notes.append(escape(f"entry written to {path}"))
     return notes, bad
 
 

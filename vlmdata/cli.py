@@ -119,8 +119,8 @@ def print_report(report: ConvertReport) -> None:
         f"{report.records_in} in = {report.written} written + {report.rejected} rejected[/]"
         f" in {report.seconds:.2f}s"
     )
-    if report.meta:
-        err.print(f"meta entry written to {report.meta}")
+    for path in report.side_files:
+        err.print(f"entry for {report.output} written to {path}")
 
 
 @main.command()

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
 from vlmdata.convert.frames import convert_box
-from vlmdata.errors import RecordError
+from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.media.paths import PathResolver
 from vlmdata.media.probe import SizeCache
 from vlmdata.schemas.sample import Box, Frame, MediaRef, Origin, Sample
@@ -55,6 +56,8 @@ class Options:
     system: SystemPolicy = "reject"  # targets without a system prompt (LLaVA-1.5)
     llava_padded: bool = False  # LLaVA floats are fractions of the padded square (FORMATS.md 3.5)
     sizes: bool = True  # InternVL output: write width/height read from the image headers
+    meta: str | None = None  # InternVL output: meta JSON to add or update an entry in
+    meta_name: str | None = None  # its entry name (default: the output file's stem)
 
 
 class ReadContext:
@@ -136,6 +139,29 @@ class Codec(ABC):
     @abstractmethod
     def encode(self, sample: Sample, ctx: WriteContext) -> dict[str, Any]:
         """Sample -> one record of this format (raises RecordError)."""
+
+    # --- optional hooks: formats that are not one JSON record per line ---------------------
+
+    def claims(self, path: str) -> bool:
+        """Whether this codec reads ``path`` with its own reader whatever its content (parquet)."""
+        return False
+
+    def open_input(self, path: str) -> tuple[str, Iterator[Any], Callable[[], None]] | None:
+        """(layout, Raw records, close) from a reader of its own; None = the JSON/JSONL reader."""
+        return None
+
+    def open_output(self, path: str, layout: str, options: Options) -> Any | None:
+        """A writer of its own (same interface as io.RecordWriter); None = the JSON writer."""
+        return None
+
+    def check_options(self, options: Options) -> None:
+        """Refuse, before any work, options that make no sense for this output format."""
+        if options.meta:
+            raise VlmdataError("--meta writes an InternVL meta entry; use it with --to internvl")
+
+    def after_write(self, dst: str, written: int, root: str, options: Options) -> list[str]:
+        """Write side files that describe the output (meta, dataset_info); returns their paths."""
+        return []
 
     def load(self, payload: bytes | Any) -> dict[str, Any]:
         """Parse (bytes) and validate the record's shape in pydantic's core."""

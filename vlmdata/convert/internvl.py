@@ -10,9 +10,11 @@ the original image size; media paths are written relative to the meta ``root``.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from vlmdata.convert.codec import Codec, Layout, ReadContext, WriteContext
+from vlmdata.convert.codec import Codec, Layout, Options, ReadContext, WriteContext
+from vlmdata.convert.meta import update_internvl_meta
 from vlmdata.convert.placeholders import reconcile, slot_roles
 from vlmdata.convert.turns import read_turns, write_turns
 from vlmdata.errors import RecordError
@@ -58,6 +60,16 @@ class InternVLCodec(Codec):
         if layout == "jsonl":
             score += 0.2
         return min(score, 1.0)
+
+    def check_options(self, options: Options) -> None:
+        """--meta is this format's own side file."""
+
+    def after_write(self, dst: str, written: int, root: str, options: Options) -> list[str]:
+        if not options.meta or dst == "-":
+            return []
+        name = options.meta_name or os.path.splitext(os.path.basename(dst))[0]
+        update_internvl_meta(options.meta, name, root=root, annotation=dst, length=written)
+        return [options.meta]
 
     def decode(self, record: dict[str, Any], ctx: ReadContext) -> Sample:
         messages = read_turns(record["conversations"], ("internvl",), source=SOURCE, allow_system=True)

@@ -17,7 +17,7 @@ import orjson
 
 from vlmdata.convert.codec import Codec, Options, ReadContext, Tally, WriteContext
 from vlmdata.convert.io import Raw, RecordWriter, SyntaxErrorInFile, read_raw
-from vlmdata.convert.registry import detect, get_codec
+from vlmdata.convert.registry import FORMATS, detect, get_codec
 from vlmdata.convert.report import ConvertReport, Rejection
 from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.media.paths import PathResolver
@@ -53,6 +53,12 @@ class Opened:
 
 
 def open_records(src: str, fmt: str | None) -> Opened:
+    own = get_codec(fmt) if fmt is not None else next((c for c in FORMATS.values() if c.claims(src)), None)
+    if own is not None:
+        custom = own.open_input(src)
+        if custom is not None:
+            layout_, records_, close_ = custom
+            return Opened(own, layout_, records_, close_)
     layout, records, stream = read_raw(src)
     if fmt is not None:
         codec = get_codec(fmt)
@@ -252,8 +258,6 @@ def convert(
     *,
     from_format: str | None = None,
     rejects: str | None = None,
-    meta: str | None = None,
-    meta_name: str | None = None,
     layout: str | None = None,
     workers: int = 1,
     progress: Any = None,
@@ -263,6 +267,7 @@ def convert(
     started = time.perf_counter()
     options = Options(**option_values)
     target = get_codec(to)
+    target.check_options(options)
     opened = open_records(src, from_format)
     try:
         dst = output_path(src, dst, target)
@@ -271,7 +276,7 @@ def convert(
         name = display_name(src)
         in_root = options.root if options.root is not None else default_root(opened.codec, src)
         report = ConvertReport(name, display_name(dst, "<stdout>"), opened.codec.name, target.name)
-        writer = RecordWriter(dst, out_layout)
+        writer = target.open_output(dst, out_layout, options) or RecordWriter(dst, out_layout)
         rejects_file = RejectsFile(rejects)
         args = (opened.codec.name, target.name, name, in_root, options.root is not None, in_root, options)
         try:
@@ -288,19 +293,7 @@ def convert(
         if rejects_file.writer:
             rejects_file.writer.commit()
         report.written = writer.count
-        if meta:
-            from vlmdata.convert.meta import update_internvl_meta
-
-            if target.name != "internvl":
-                raise VlmdataError("--meta writes an InternVL meta entry; use it with --to internvl")
-            update_internvl_meta(
-                meta,
-                meta_name or os.path.splitext(os.path.basename(dst))[0],
-                root=in_root,
-                annotation=dst,
-                length=report.written,
-            )
-            report.meta = meta
+        report.side_files = target.after_write(dst, report.written, in_root, options)
     finally:
         opened.close()
     report.seconds = time.perf_counter() - started

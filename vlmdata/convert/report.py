@@ -38,12 +38,21 @@ class ConvertReport:
     rejected: int = 0
     rejections: list[Rejection] = field(default_factory=list)
     tally: Tally = field(default_factory=Tally)
-    meta: str | None = None
+    side_files: list[str] = field(default_factory=list)  # meta JSON, dataset_info.json...
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
         return self.rejected == 0
+
+    @property
+    def meta(self) -> str | None:
+        """The InternVL meta file written beside the output, if any."""
+        return (
+            next((f for f in self.side_files if f.endswith(".json")), None)
+            if self.output_format == "internvl"
+            else None
+        )
 
     @property
     def clamped(self) -> int:
@@ -96,6 +105,6 @@ class ConvertReport:
             "systems_merged": self.tally.systems_merged,
             "dropped_keys": dict(self.tally.dropped_keys),
             "rejections": [r.message() for r in self.rejections],
-            "meta": self.meta,
+            "side_files": self.side_files,
             "seconds": round(self.seconds, 3),
         }

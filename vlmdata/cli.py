@@ -54,6 +54,10 @@ def main() -> None:
 )
 @click.option("--meta", help="Also write/update this InternVL meta JSON with an entry for the output.")
 @click.option("--name", "meta_name", help="Meta entry name (default: the output file's stem).")
+# --- sharegpt (LLaMA-Factory) options ---
+# --- qwen options ---
+# --- hf options ---
+# --- coco options ---
 @click.option("--rejects", help="Write rejected records with their reasons to this JSONL file.")
 @click.option(
     "--workers",

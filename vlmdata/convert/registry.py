@@ -2,19 +2,43 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import orjson
 
 from vlmdata.convert.codec import Codec, Layout
-from vlmdata.convert.internvl import InternVLCodec
-from vlmdata.convert.llava import LlavaCodec
-from vlmdata.convert.swift import SwiftCodec
-from vlmdata.convert.swift_legacy import SwiftLegacyCodec
 from vlmdata.errors import VlmdataError
 
-FORMATS: dict[str, Codec] = {c.name: c for c in (SwiftCodec(), SwiftLegacyCodec(), InternVLCodec(), LlavaCodec())}
+# One line per format: "module:CodecClass". Order = the order of `vlmdata formats`.
+CODEC_PATHS = [
+    "vlmdata.convert.swift:SwiftCodec",
+    "vlmdata.convert.swift_legacy:SwiftLegacyCodec",
+    "vlmdata.convert.internvl:InternVLCodec",
+    "vlmdata.convert.llava:LlavaCodec",
+    "vlmdata.convert.sharegpt:SharegptCodec",
+    "vlmdata.convert.qwen:QwenCodec",
+    "vlmdata.convert.hf:HfCodec",
+    "vlmdata.convert.coco:CocoCodec",
+]
 DETECT_SAMPLE = 50
+
+
+def _load(paths: list[str]) -> dict[str, Codec]:
+    codecs: dict[str, Codec] = {}
+    for path in paths:
+        module, cls = path.split(":")
+        try:
+            codec = getattr(importlib.import_module(module), cls)()
+        except ModuleNotFoundError as exc:  # TEMPORARY while the issue-5 codecs are being written
+            if exc.name != module:
+                raise
+            continue
+        codecs[codec.name] = codec
+    return codecs
+
+
+FORMATS: dict[str, Codec] = _load(CODEC_PATHS)
 
 
 def get_codec(name: str) -> Codec:
@@ -25,17 +49,20 @@ def get_codec(name: str) -> Codec:
 
 
 def detect(payloads: list[Any], layout: Layout, name: str) -> Codec:
-    """The codec with the highest summed confidence over the first records."""
+    """The codec with the highest mean confidence over the first records."""
     records = []
+    first_error = None
     for p in payloads[:DETECT_SAMPLE]:
         if isinstance(p, bytes | bytearray):
             try:
                 p = orjson.loads(p)
-            except orjson.JSONDecodeError:
+            except orjson.JSONDecodeError as exc:
+                first_error = first_error or str(exc)
                 continue
         records.append(p)
     if not records:
-        raise VlmdataError(f"{name}: no readable record to detect the format from; pass --from")
+        why = f" (first record: invalid JSON: {first_error})" if first_error else ""
+        raise VlmdataError(f"{name}: no readable record to detect the format from{why}; fix the file or pass --from")
     scores = {c.name: sum(c.detect(r, layout) for r in records) / len(records) for c in FORMATS.values()}
     best = max(scores, key=lambda k: scores[k])
     if scores[best] < 0.3:

@@ -18,8 +18,9 @@ from vlmdata.convert.meta import update_internvl_meta
 from vlmdata.convert.placeholders import reconcile, slot_roles
 from vlmdata.convert.turns import read_turns, write_turns
 from vlmdata.errors import RecordError
+from vlmdata.media.video import common_folder, is_frame_folder, list_frames
 from vlmdata.schemas.internvl import INTERNVL_RECORD
-from vlmdata.schemas.sample import Frame, MediaRef, Sample
+from vlmdata.schemas.sample import Frame, ImageSlot, MediaRef, Message, Part, Sample, Text
 
 SOURCE = "InternVL"
 
@@ -109,6 +110,8 @@ class InternVLCodec(Codec):
         return images
 
     def encode(self, sample: Sample, ctx: WriteContext) -> dict[str, Any]:
+        if sample.videos and not sample.images and ctx.options.internvl_video == "images":
+            sample = video_as_frame_images(sample, ctx)
         if sample.images and sample.videos:
             raise RecordError("the record has images and a video", "InternVL takes one kind per record")
         if len(sample.videos) > 1:
@@ -146,7 +149,14 @@ class InternVLCodec(Codec):
         if sample.videos:
             video = sample.videos[0]
             if video.frames:
-                raise RecordError("the video is a list of frame files", "InternVL wants a video file or a frame folder")
+                folder = common_folder(video.frames)
+                if folder is None:
+                    raise RecordError(
+                        "the video is a list of frame files that is not exactly one folder's frames",
+                        "InternVL reads a video file or a frame folder: pass --internvl-video images to write "
+                        "the frames as images with Frame-i labels",
+                    )
+                video = MediaRef(folder + "/", folder + "/")
             out["video"] = ctx.out_path(video, absolute=False)
             conversations[0]["value"] = _video_first(sample, conversations[0]["value"])
         out["conversations"] = conversations
@@ -175,3 +185,42 @@ def _video_first(sample: Sample, first_value: str) -> str:
     if "<video>\n" not in first_value:
         first_value = first_value.replace("<video>", "<video>\n", 1)
     return first_value
+
+
+def video_as_frame_images(sample: Sample, ctx: WriteContext) -> Sample:
+    """A video written as its frames: ``<video>\n`` becomes ``Frame-1: <image>\nFrame-2: <image>\n``.
+
+    This is InternVL's own expansion (``video_get_item``, FORMATS.md 2.3, 7.3 #19: "Frame-1" with
+    a hyphen) done in the data, so the record loads through the multi-image path, which needs no
+    video reader (InternVL's needs petrel_client, 7.5 #28).
+    """
+    if len(sample.videos) != 1:
+        raise RecordError(f"{len(sample.videos)} videos in one record", "InternVL takes one video")
+    video = sample.videos[0]
+    if video.frames:
+        frames = video.frames
+    elif is_frame_folder(video.path):
+        frames = list_frames(video.resolved or video.path, video.path)
+    else:
+        raise RecordError(
+            f"video {video.path!r} is a file; its frames are needed to write it as images",
+            "extract the frames to a folder first, or keep it as a video",
+        )
+    messages = []
+    for m in sample.messages:
+        parts: list[Part] = []
+        consumed_newline = False
+        for p in m.parts:
+            if p.type == "video":
+                for i in range(len(frames)):
+                    parts += [Text(f"Frame-{i + 1}: "), ImageSlot(i), Text("\n")]
+                consumed_newline = True
+                continue
+            if consumed_newline and isinstance(p, Text) and p.text.startswith("\n"):
+                p = Text(p.text[1:])
+            consumed_newline = False
+            if not (isinstance(p, Text) and not p.text):
+                parts.append(p)
+        messages.append(Message(m.role, parts, m.extra))
+    images = [MediaRef(f, f) for f in frames]
+    return Sample(messages, images, [], [], sample.id, sample.extra, sample.origin)

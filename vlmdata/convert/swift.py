@@ -18,6 +18,7 @@ from vlmdata.convert.codec import Codec, Layout, ReadContext, WriteContext
 from vlmdata.convert.grounding import Counters, parse_text
 from vlmdata.convert.placeholders import extract_img_tags, reconcile
 from vlmdata.errors import RecordError
+from vlmdata.media.video import is_frame_folder, list_frames
 from vlmdata.schemas.sample import Box, Frame, MediaRef, Message, Part, Sample
 from vlmdata.schemas.swift import SWIFT_RECORD
 
@@ -258,8 +259,12 @@ class SwiftCodec(Codec):
 
 
 def media_value(media: MediaRef, ctx: WriteContext, *, absolute: bool) -> Any:
-    if media.frames:
-        return [ctx.out_path(MediaRef(f, f), absolute) for f in media.frames]
+    """A path, or a list of frame paths: ms-swift reads frame lists, not InternVL frame folders."""
+    frames = media.frames
+    if frames is None and is_frame_folder(media.path):
+        frames = list_frames(media.resolved or media.path, media.path)
+    if frames:
+        return [ctx.out_path(MediaRef(f, f), absolute) for f in frames]
     return ctx.out_path(media, absolute)
 
 

@@ -47,6 +47,8 @@ class PathResolver:
         joined = os.path.normpath(os.path.join(self.root, path))
         if not self.allow_outside:
             self._check_inside(path, joined)
+        if path.endswith(("/", os.sep)):
+            joined += os.sep  # a frame folder (InternVL video): the trailing slash is meaningful
         if len(self._cache) >= CACHE_LIMIT:
             self._cache.clear()  # unique paths (the usual case in real data) must not grow memory with rows
         self._cache[path] = joined

@@ -20,7 +20,7 @@ from vlmdata.media.paths import PathResolver
 from vlmdata.media.probe import SizeCache
 from vlmdata.schemas.sample import Box, Frame, MediaRef, Origin, Sample
 
-Layout = Literal["jsonl", "json"]
+Layout = Literal["jsonl", "json", "parquet"]  # parquet: HF datasets files (the hf codec's own writer)
 SystemPolicy = Literal["reject", "drop", "merge"]
 
 
@@ -34,7 +34,11 @@ class Tally:
     systems_merged: int = 0
     unused_objects: int = 0
     legacy_objects: int = 0  # records written with legacy objects (ms-swift <= 3.0 only)
+    crowd_skipped: int = 0  # COCO crowd boxes (iscrowd=1) left out (--coco-crowd skip)
+    empty_boxes_skipped: int = 0  # COCO boxes with zero or negative width/height, left out
+    unmatched_annotations: int = 0  # COCO annotations whose image_id names no entry of images
     dropped_keys: Counter[str] = field(default_factory=Counter)
+    frames: Counter[str] = field(default_factory=Counter)  # boxes per frame, e.g. "pixel_resized 644x420 (read)"
 
     def merge(self, other: Tally) -> None:
         self.clamped += other.clamped
@@ -43,7 +47,11 @@ class Tally:
         self.systems_merged += other.systems_merged
         self.unused_objects += other.unused_objects
         self.legacy_objects += other.legacy_objects
+        self.crowd_skipped += other.crowd_skipped
+        self.empty_boxes_skipped += other.empty_boxes_skipped
+        self.unmatched_annotations += other.unmatched_annotations
         self.dropped_keys.update(other.dropped_keys)
+        self.frames.update(other.frames)
 
 
 @dataclass
@@ -56,8 +64,26 @@ class Options:
     system: SystemPolicy = "reject"  # targets without a system prompt (LLaVA-1.5)
     llava_padded: bool = False  # LLaVA floats are fractions of the padded square (FORMATS.md 3.5)
     sizes: bool = True  # InternVL output: write width/height read from the image headers
+    internvl_video: str = "auto"  # frame-list videos: "auto" = a frame folder when they are one, "images" = Frame-i
     meta: str | None = None  # InternVL output: meta JSON to add or update an entry in
     meta_name: str | None = None  # its entry name (default: the output file's stem)
+    dataset_info: str | None = None  # LLaMA-Factory dataset_info.json: entry read for input, updated for output
+    dataset_name: str | None = None  # its entry name (default for output: the output file's stem)
+    qwen_model: str = "qwen2-vl"  # Qwen box frame: qwen2-vl/qwen3-vl 0-1000, qwen2.5-vl pixels of the resized image
+    qwen_boxes: str = "tokens"  # Qwen output box syntax: "tokens" (<|box_start|>..) or "json" ([{"bbox_2d": ..}])
+    max_pixels: int = 12_845_056  # Qwen2.5-VL smart_resize max_pixels (qwen-vl-utils MAX_PIXELS, FORMATS.md 5.3)
+    min_pixels: int = 3_136  # Qwen2.5-VL smart_resize min_pixels (qwen-vl-utils MIN_PIXELS)
+    image_max_pixels: int | None = None  # LLaMA-Factory shrink before smart_resize (FORMATS.md 4.4); None = off
+    coco_task: Literal["detect", "refer"] = "detect"  # COCO input: one detection answer per image, or per-category Q&A
+    coco_prompt: str | None = None  # COCO input: the user prompt (None = the task's default; {category} in refer)
+    coco_answer: str | None = None  # COCO detect: the line before the boxes (None = InternVL's, "" = none)
+    coco_empty_answer: str | None = None  # COCO detect: the answer for an image without annotations (None = default)
+    coco_crowd: Literal["skip", "include"] = "skip"  # COCO input: crowd boxes (iscrowd=1) left out (counted) or kept
+    embed_images: bool = False  # HF parquet output: image bytes in the file (path = basename), not only paths
+    shard_size: int = 10_000  # HF parquet output: rows per shard file (name-00000-of-00003.parquet)
+    extract_images: str | None = None  # HF parquet input: write embedded image bytes to files in this folder
+    hf_layout: str = "messages"  # HF output columns: "messages" or "prompt-completion" (TRL)
+    hf_boxes: str = "qwen"  # HF output box text: "qwen" (Qwen2-VL tokens) or "internvl", both 0-1000
 
 
 class ReadContext:
@@ -67,6 +93,13 @@ class ReadContext:
         self.resolver = resolver
         self.options = options
         self.tally = tally
+        self.sizes = SizeCache()
+
+    def image_size(self, media: MediaRef) -> tuple[int, int]:
+        """The image's size from the record or its header (probed once per run), kept on ``media``."""
+        if media.width is None or media.height is None:
+            media.width, media.height = self.sizes.size(media.resolved or media.path, media.path)
+        return media.width, media.height
 
     def media(self, path: Any, what: str = "image") -> MediaRef:
         if not isinstance(path, str) or not path:
@@ -110,9 +143,10 @@ class WriteContext:
     def out_path(self, media: MediaRef, absolute: bool) -> str:
         """The path to write: absolute for ms-swift, relative to the root for the others."""
         resolved = media.resolved or media.path
-        if absolute and not self.options.relative_paths:
-            return resolved
-        return self.resolver.relative(resolved)
+        out = resolved if absolute and not self.options.relative_paths else self.resolver.relative(resolved)
+        if media.path.endswith("/") and not out.endswith("/"):
+            out += "/"  # frame folders keep their trailing slash (InternVL reads it as a folder)
+        return out
 
 
 class Codec(ABC):
@@ -158,6 +192,8 @@ class Codec(ABC):
         """Refuse, before any work, options that make no sense for this output format."""
         if options.meta:
             raise VlmdataError("--meta writes an InternVL meta entry; use it with --to internvl")
+        if options.embed_images:
+            raise VlmdataError("--embed-images writes HF parquet; use it with --to hf -o FILE.parquet")
 
     def after_write(self, dst: str, written: int, root: str, options: Options) -> list[str]:
         """Write side files that describe the output (meta, dataset_info); returns their paths."""

@@ -128,6 +128,7 @@ def iter_json_values(reader: PeekReader, *, in_list: bool) -> Iterator[Raw]:
     buf = ""
     pos = 0
     line_base = 1  # line number of buf[0]
+    mark = [0, 1]  # (offset in buf, its line): lines are counted from the last mark, not from 0
     eof = False
     index = 0
 
@@ -146,11 +147,20 @@ def iter_json_values(reader: PeekReader, *, in_list: bool) -> Iterator[Raw]:
         if pos > CHUNK:
             line_base += buf.count("\n", 0, pos)
             buf, pos = buf[pos:], 0
+            mark[:] = [0, line_base]
         buf += text
         return True
 
+    def line_of(p: int) -> int:
+        if p >= mark[0]:
+            line = mark[1] + buf.count("\n", mark[0], p)
+            mark[:] = [p, line]
+            return line
+        return line_base + buf.count("\n", 0, p)
+
     def where(p: int) -> tuple[int, int]:
-        line = line_base + buf.count("\n", 0, p)
+        """(line, column) for error messages (the column scan is only paid on errors)."""
+        line = line_of(p)
         col = p - (buf.rfind("\n", 0, p) + 1) + 1
         return line, col
 
@@ -176,17 +186,16 @@ def iter_json_values(reader: PeekReader, *, in_list: bool) -> Iterator[Raw]:
                 line, col = where(pos)
                 raise SyntaxErrorInFile("the list is not closed with ']'", line, col, index)
             return
-        start = pos
-        while True:
+        while True:  # pos stays at the element's start (fill() may shift the buffer under it)
             try:
                 value, end = decoder.raw_decode(buf, pos)
                 break
             except json.JSONDecodeError as exc:
-                if not eof and len(buf) - start < MAX_ELEMENT and fill():
+                if not eof and len(buf) - pos < MAX_ELEMENT and fill():
                     continue
                 line, col = where(exc.pos)
                 raise SyntaxErrorInFile(exc.msg, line, col, index) from None
-        yield Raw(value, where(start)[0], index)
+        yield Raw(value, line_of(pos), index)
         index += 1
         pos = end
         skip_ws()

@@ -71,7 +71,12 @@ def open_records(src: str, fmt: str | None) -> Opened:
                 stream.close()
                 raise unreadable(display_name(src), exc) from None
             records = _raise_later(exc)
-        codec = detect([r.payload for r in head], layout, display_name(src))  # type: ignore[arg-type]
+        try:
+            codec = detect([r.payload for r in head], layout, display_name(src))  # type: ignore[arg-type]
+        except BaseException:
+            if src != "-":
+                stream.close()  # "cannot tell the format" / "pass --from coco": nothing will read it
+            raise
         records = itertools.chain(head, records)
     close = stream.close if src != "-" else (lambda: None)
     return Opened(codec, layout, records, close)
@@ -201,12 +206,14 @@ def output_layout(codec: Codec, dst: str, layout: str | None) -> str:
             layout = "json"
         elif dst.endswith(".jsonl") and "jsonl" in codec.layouts:
             layout = "jsonl"
+        elif dst.endswith(".parquet") and "parquet" in codec.layouts:
+            layout = "parquet"
         else:
             layout = codec.default_layout
     if layout not in codec.layouts:
         raise VlmdataError(f"{codec.title} files are {' or '.join(codec.layouts).upper()}, not {layout.upper()}")
-    suffix = ".jsonl" if layout == "jsonl" else ".json"
-    if dst != "-" and os.path.splitext(dst)[1] in (".json", ".jsonl") and not dst.endswith(suffix):
+    suffix = "." + layout
+    if dst != "-" and os.path.splitext(dst)[1] in (".json", ".jsonl", ".parquet") and not dst.endswith(suffix):
         hint = " (InternVL asserts that annotations end in .jsonl)" if codec.name == "internvl" else ""
         raise VlmdataError(f"{dst}: {codec.title} output must be a {suffix} file{hint}")
     return layout
@@ -221,7 +228,7 @@ def output_path(src: str, dst: str, codec: Codec) -> str:
 
 
 def _check_not_input(src: str, dst: str) -> None:
-    if src != "-" and dst != "-" and os.path.exists(dst) and os.path.samefile(src, dst):
+    if src != "-" and dst != "-" and os.path.exists(dst) and os.path.exists(src) and os.path.samefile(src, dst):
         raise VlmdataError(f"{dst}: the output would overwrite the input; write somewhere else")
 
 
@@ -238,17 +245,22 @@ class RejectsFile:
                 payload = orjson.loads(payload)
             except orjson.JSONDecodeError:
                 payload = payload.decode("utf-8", "replace").rstrip("\n")
-        self.writer.write(
-            {
-                "file": rejection.file,
-                "line": rejection.line,
-                "index": rejection.index,
-                "id": rejection.id,
-                "error": rejection.error,
-                "fix": rejection.fix,
-                "record": payload,
-            }
-        )
+        entry = {
+            "file": rejection.file,
+            "line": rejection.line,
+            "index": rejection.index,
+            "id": rejection.id,
+            "error": rejection.error,
+            "fix": rejection.fix,
+            "record": payload,
+        }
+        self.writer.write_bytes(orjson.dumps(entry, default=_bytes_note))  # parquet rows may hold image bytes
+
+
+def _bytes_note(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        return f"<{len(value)} bytes>"
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def convert(
@@ -430,7 +442,8 @@ def write(
     """
     options = Options(root=root, **option_values)
     codec = get_codec(format)
-    writer = RecordWriter(path, output_layout(codec, path, layout))
+    out_layout = output_layout(codec, path, layout)
+    writer = codec.open_output(path, out_layout, options) or RecordWriter(path, out_layout)
     resolver = PathResolver(root or os.getcwd(), explicit_root=root is not None, allow_outside=True)
     ctx = WriteContext(resolver, options, Tally())
     try:

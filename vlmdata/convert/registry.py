@@ -28,12 +28,7 @@ def _load(paths: list[str]) -> dict[str, Codec]:
     codecs: dict[str, Codec] = {}
     for path in paths:
         module, cls = path.split(":")
-        try:
-            codec = getattr(importlib.import_module(module), cls)()
-        except ModuleNotFoundError as exc:  # TEMPORARY while the issue-5 codecs are being written
-            if exc.name != module:
-                raise
-            continue
+        codec = getattr(importlib.import_module(module), cls)()
         codecs[codec.name] = codec
     return codecs
 

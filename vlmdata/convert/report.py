@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from vlmdata.convert.codec import Tally
 
 KEEP_REJECTIONS = 1000  # kept in memory for the summary; --rejects gets every one
+SHOWN_FRAMES = 8  # frame sizes named in the notes; the JSON report has them all
+
+
+def frames_note(frames: Counter[str]) -> str:
+    """One line naming the frames boxes were read or written in, most common first."""
+    shown = "; ".join(f"{key}: {n}" for key, n in frames.most_common(SHOWN_FRAMES))
+    more = f"; and {len(frames) - SHOWN_FRAMES} more (--json lists all)" if len(frames) > SHOWN_FRAMES else ""
+    return (
+        f"boxes per frame: {shown}{more} (pixel_resized W'xH' = Qwen2.5-VL pixels of the smart-resized image, "
+        "valid only for the min/max pixels used)"
+    )
 
 
 @dataclass(slots=True)
@@ -80,10 +92,21 @@ class ConvertReport:
                 f"{t.legacy_objects} record(s) carry legacy objects (a JSON string): only ms-swift <= 3.0 reads "
                 "them, ms-swift >= 3.1 drops those rows; use --to swift for current ms-swift"
             )
+        if t.crowd_skipped:
+            out.append(f"{t.crowd_skipped} COCO crowd box(es) (iscrowd=1) were left out; keep: --coco-crowd include")
+        if t.empty_boxes_skipped:
+            out.append(f"{t.empty_boxes_skipped} COCO box(es) with zero or negative width/height were left out")
+        if t.unmatched_annotations:
+            out.append(
+                f"{t.unmatched_annotations} COCO annotation(s) name an image_id that is not in images "
+                "and were not converted"
+            )
         if t.systems_dropped:
             out.append(f"{t.systems_dropped} system prompt(s) were dropped (--system drop)")
         if t.systems_merged:
             out.append(f"{t.systems_merged} system prompt(s) were merged into the first user turn")
+        if t.frames:
+            out.append(frames_note(t.frames))
         for key, n in sorted(t.dropped_keys.items()):
             out.append(f"key {key!r} could not be written for {n} record(s) ({self.output_format})")
         return out
@@ -103,7 +126,11 @@ class ConvertReport:
             "legacy_objects": self.tally.legacy_objects,
             "systems_dropped": self.tally.systems_dropped,
             "systems_merged": self.tally.systems_merged,
+            "crowd_skipped": self.tally.crowd_skipped,
+            "empty_boxes_skipped": self.tally.empty_boxes_skipped,
+            "unmatched_annotations": self.tally.unmatched_annotations,
             "dropped_keys": dict(self.tally.dropped_keys),
+            "frames": dict(self.tally.frames),
             "rejections": [r.message() for r in self.rejections],
             "side_files": self.side_files,
             "seconds": round(self.seconds, 3),

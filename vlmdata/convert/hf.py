@@ -1,0 +1,756 @@
+"""Hugging Face / TRL conversational rows, as JSONL/JSON or parquet (FORMATS.md 6).
+
+Reading follows TRL's ``prepare_multimodal_messages`` (6.3): ``{"type": "image"}`` blocks without
+a payload take the entries of ``images`` (or ``image``) in order; blocks with a payload (``image``,
+``path``, ``url``, OpenAI ``image_url``, LLaMA-Factory v1 ``value``) bring their own. When the
+first user message's content is a string, one image slot per ``images`` entry goes before its text
+(counted as inserted tags); placeholders and images must then match one to one, as TRL raises
+otherwise. ``videos``/``{"type": "video"}`` are read the same way. Roles: system, user, assistant,
+tool. Text is text: a literal ``<image>`` inside a text block stays text (7.3 #18); Qwen2-VL and
+InternVL grounding markup in text is parsed into boxes (0-1000).
+
+Writing gives every message a block list (``{"type": "text", "text": ..}`` and ``{"type":
+"image"}`` in place), the images in slot order in ``images`` (paths relative to the root), boxes as
+Qwen2-VL tokens on 0-1000 (``--hf-boxes internvl`` for InternVL tags), ``prompt``/``completion``
+with ``--hf-layout prompt-completion`` (the completion = the trailing assistant turns).
+
+Parquet (pyarrow, the ``hf`` extra): a ``.parquet`` file or a folder of them is read in record
+batches. Images are the ``datasets.Image`` struct ``{bytes, path}``: without bytes the path
+resolves under the root; with bytes, ``--extract-images DIR`` writes them to ``DIR/<sha256>.<ext>``,
+else the path is used when it names a file under the root and the row is rejected when it does
+not. Output goes to ``NAME.parquet``, or ``NAME-00000-of-0000N.parquet`` shards when it holds more
+than ``--shard-size`` rows (renamed into place at commit; older shards of NAME are removed then);
+``--embed-images`` stores the file bytes with the basename as path, as ``datasets`` does. The
+first 2,000 records written fix the parquet columns: a later record with a new key, or a value of
+another type, stops the run with a message saying so (write JSONL for such data). Reading a
+missing ``NAME.parquet`` reads its ``NAME-*-of-*.parquet`` shards. Relative paths resolve against
+the working directory by default, as ``datasets``' ``Image`` opens them; pass ``--root``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+
+from vlmdata.convert.codec import Codec, Layout, Options, ReadContext, WriteContext
+from vlmdata.convert.grounding import Counters, parse_text, render_parts
+from vlmdata.convert.io import Raw, atomic_write_bytes
+from vlmdata.errors import RecordError, VlmdataError
+from vlmdata.media.paths import is_remote
+from vlmdata.schemas.hf import HF_RECORD
+from vlmdata.schemas.sample import (
+    Boxes,
+    Frame,
+    ImageSlot,
+    MediaRef,
+    Message,
+    Part,
+    Points,
+    Sample,
+    Text,
+    VideoSlot,
+)
+
+ROLES_IN = {"system": "system", "user": "user", "assistant": "assistant", "tool": "tool_response"}
+ROLES_OUT = {"system": "system", "user": "user", "assistant": "assistant", "tool_response": "tool"}
+MEDIA_BLOCKS = {"image": "image", "image_url": "image", "video": "video", "video_url": "video"}
+SYNTAXES = ("internvl", "qwen")
+MESSAGE_KEYS = ("role", "content")
+CONVERSATION_COLUMNS = ("messages", "prompt", "completion")
+HF_LAYOUTS = ("messages", "prompt-completion")
+BOX_SYNTAXES = ("qwen", "internvl")
+READ_BATCH = 1000  # parquet rows per record batch on read
+ROW_GROUP = 1000  # parquet rows per row group on write (HF datasets' default batch)
+SCHEMA_ROWS = 2000  # the first records, whose keys and value types fix the parquet columns
+ROW_GROUP_EMBEDDED = 100  # with image bytes (datasets' row group size for image datasets)
+MISSING_PYARROW = "parquet needs pyarrow: pip install 'vlmdata[hf]'"
+_MAGIC = ((b"\xff\xd8\xff", ".jpg"), (b"\x89PNG", ".png"), (b"GIF8", ".gif"), (b"BM", ".bmp"), (b"II*\x00", ".tif"))
+
+
+def _pyarrow() -> tuple[Any, Any]:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise VlmdataError(MISSING_PYARROW) from None
+    return pa, pq
+
+
+# --------------------------------------------------------------------------- reading records
+
+
+class _RowState:
+    """Media found while reading one row: slots in order, None = filled from the media column."""
+
+    __slots__ = ("counters", "first_string_user", "images", "videos")
+
+    def __init__(self) -> None:
+        self.images: list[MediaRef | None] = []
+        self.videos: list[MediaRef | None] = []
+        self.first_string_user = True
+        self.counters = Counters()  # parse_text numbers media tags; here they become text again
+
+    def slot(self, kind: str, media: MediaRef | None) -> Part:
+        if kind == "image":
+            self.images.append(media)
+            return ImageSlot(len(self.images) - 1)
+        self.videos.append(media)
+        return VideoSlot(len(self.videos) - 1)
+
+
+def _text_parts(text: str, state: _RowState) -> list[Part]:
+    """Grounding markup becomes parts; media tags stay literal text (TRL has no textual tag)."""
+    parts = parse_text(text, SYNTAXES, state.counters)
+    for p in parts:
+        if p.type in ("image", "video", "audio"):
+            break
+    else:
+        return parts
+    out: list[Part] = []
+    for p in parts:
+        t = p.type
+        if t in ("image", "video", "audio"):
+            p = Text(f"<{t}>")
+        if p.type == "text" and out and out[-1].type == "text":
+            out[-1] = Text(out[-1].text + p.text)  # type: ignore[union-attr]
+        else:
+            out.append(p)
+    return out
+
+
+def _sniff_suffix(data: bytes) -> str:
+    for magic, suffix in _MAGIC:
+        if data.startswith(magic):
+            return suffix
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ".webp"
+    return ".bin"
+
+
+def extract_bytes(data: bytes, path: Any, folder: str) -> MediaRef:
+    """Write embedded media bytes to ``folder/<sha256[:24]><suffix>`` once; the MediaRef names it."""
+    suffix = os.path.splitext(path)[1].lower() if isinstance(path, str) else ""
+    if not suffix or len(suffix) > 6:
+        suffix = _sniff_suffix(data)
+    target = os.path.join(os.path.abspath(folder), hashlib.sha256(data).hexdigest()[:24] + suffix)
+    if not os.path.exists(target):
+        atomic_write_bytes(target, data)  # the same name for the same bytes: safe across workers
+    return MediaRef(target, target)
+
+
+def _media(value: Any, kind: str, ctx: ReadContext, where: str) -> MediaRef:
+    """A path, an OpenAI ``{url}`` or an HF ``{bytes, path}`` struct -> MediaRef."""
+    if isinstance(value, str):
+        return ctx.media(value, kind)
+    if not isinstance(value, dict):
+        raise RecordError(f"{where} must be a path or a {{bytes, path}} struct, got {type(value).__name__}")
+    url = value.get("url")
+    if isinstance(url, str) and url:
+        return ctx.media(url, kind)
+    data = value.get("bytes")
+    path = value.get("path")
+    if not data:
+        if not isinstance(path, str) or not path:
+            raise RecordError(f"{where} has neither bytes nor a path", "give the media a path")
+        return ctx.media(path, kind)
+    if not isinstance(data, bytes | bytearray):
+        raise RecordError(f"{where}.bytes must be binary, got {type(data).__name__}")
+    if ctx.options.extract_images:
+        return extract_bytes(bytes(data), path, ctx.options.extract_images)
+    resolved = None
+    if isinstance(path, str) and path:
+        media = ctx.media(path, kind)
+        resolved = media.resolved
+        if resolved and (is_remote(resolved) or os.path.isfile(resolved)):
+            return media
+    raise RecordError(
+        f"{where} holds embedded bytes and its path {path!r} is not a file" + (f" ({resolved})" if resolved else ""),
+        "pass --extract-images DIR to write the embedded media to files (or --root where the files are)",
+    )
+
+
+def _payload(block: dict[str, Any], kind: str) -> Any:
+    for key in (kind, "path", "url", "value"):
+        value = block.get(key)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def _hf_only(block: dict[str, Any]) -> bool:
+    """A TRL placeholder (no payload) or a LLaMA-Factory v1 ``{type, value}`` block."""
+    kind = block.get("type")
+    if kind in ("image", "video"):
+        return _payload(block, kind) is None
+    return kind == "text" and block.get("text") is None and "value" in block
+
+
+def _fill(found: list[MediaRef | None], column: list[MediaRef], kind: str) -> list[MediaRef]:
+    placeholders = found.count(None)
+    if placeholders != len(column):
+        raise RecordError(
+            f"Number of {kind}s provided ({len(column)}) does not match number of {kind} placeholders ({placeholders})",
+            f'TRL raises on this: give one {{"type": "{kind}"}} block per entry of {kind}s',
+        )
+    if not placeholders:
+        return found  # type: ignore[return-value]
+    rest = iter(column)
+    return [m if m is not None else next(rest) for m in found]
+
+
+def _column(record: dict[str, Any], key: str, alias: str, kind: str, ctx: ReadContext) -> list[MediaRef]:
+    raw = record.get(key)
+    if raw is None:
+        raw = record.get(alias)
+        key = alias
+    if raw is None or raw == "":
+        return []
+    if isinstance(raw, list):
+        return [_media(item, kind, ctx, f"{key}[{k}]") for k, item in enumerate(raw)]
+    return [_media(raw, kind, ctx, key)]
+
+
+# --------------------------------------------------------------------------- the codec
+
+
+class HfCodec(Codec):
+    name = "hf"
+    title = "HF/TRL messages"
+    layouts = ("jsonl", "json", "parquet")
+    fields = (
+        "messages[{role, content: [{type: text|image|video, text}]}] or prompt/completion; "
+        "images | image (path or {bytes, path}), videos; .parquet files or folders"
+    )
+    boxes = "no TRL convention: Qwen2-VL <|box_start|>(x1,y1),(x2,y2)<|box_end|> 0-1000 in text (--hf-boxes)"
+    absolute_paths = True  # relative paths resolve against the working directory, as datasets' Image does
+    schema = HF_RECORD
+    known_keys = frozenset({"id", "messages", "prompt", "completion", "images", "image", "videos", "video"})
+
+    def detect(self, record: Any, layout: Layout) -> float:
+        if not isinstance(record, dict):
+            return 0.0
+        msgs = record.get("messages")
+        if isinstance(msgs, list):
+            typed = False
+            for m in msgs:
+                content = m.get("content") if isinstance(m, dict) else None
+                if not isinstance(content, list):
+                    continue
+                for block in content:
+                    if isinstance(block, dict) and "type" in block:
+                        typed = True
+                        if _hf_only(block):
+                            return 0.97  # above ms-swift's 0.95: it cannot read this block
+            if typed:
+                return 0.9  # payload-carrying (OpenAI) blocks: ms-swift reads them as well, and wins
+            return 0.5 if msgs and isinstance(msgs[0], dict) and "role" in msgs[0] else 0.0
+        if "prompt" in record and "completion" in record:
+            return 0.9 if isinstance(record["prompt"], list) else 0.6
+        return 0.0
+
+    # --- files ----------------------------------------------------------------------------
+
+    def claims(self, path: str) -> bool:
+        if path == "-":
+            return False
+        if path.endswith(".parquet"):
+            return True
+        return os.path.isdir(path) and any(_is_parquet(f) for f in os.listdir(path))
+
+    def open_input(self, path: str) -> tuple[str, Iterator[Any], Callable[[], None]] | None:
+        if not self.claims(path):
+            return None
+        return ("parquet", *read_parquet(path))
+
+    def open_output(self, path: str, layout: str, options: Options) -> Any | None:
+        if layout != "parquet":
+            if options.embed_images:
+                raise VlmdataError("--embed-images stores image bytes in parquet; give an output ending in .parquet")
+            return None
+        if path == "-":
+            raise VlmdataError("parquet cannot be written to stdout; give an output file ending in .parquet")
+        return ParquetWriter(path, options)
+
+    def check_options(self, options: Options) -> None:
+        if options.meta:
+            raise VlmdataError("--meta writes an InternVL meta entry; use it with --to internvl")
+        if options.hf_layout not in HF_LAYOUTS:
+            raise VlmdataError(f"--hf-layout must be one of {', '.join(HF_LAYOUTS)}, not {options.hf_layout!r}")
+        if options.hf_boxes not in BOX_SYNTAXES:
+            raise VlmdataError(f"--hf-boxes must be one of {', '.join(BOX_SYNTAXES)}, not {options.hf_boxes!r}")
+        if options.shard_size < 1:
+            raise VlmdataError("--shard-size must be at least 1")
+
+    # --- records --------------------------------------------------------------------------
+
+    def decode(self, record: dict[str, Any], ctx: ReadContext) -> Sample:
+        if "messages" in record and record["messages"] is not None:
+            conversation: list[tuple[str, Any]] = [("messages", record["messages"])]
+        elif record.get("prompt") is not None and record.get("completion") is not None:
+            conversation = [("prompt", record["prompt"]), ("completion", record["completion"])]
+        else:
+            raise RecordError(
+                "the row has neither messages nor prompt + completion",
+                "TRL conversational rows hold messages, or prompt and completion",
+            )
+        column_images = _column(record, "images", "image", "image", ctx)
+        column_videos = _column(record, "videos", "video", "video", ctx)
+        state = _RowState()
+        messages: list[Message] = []
+        for key, value in conversation:
+            if isinstance(value, str):  # standard (non-chat) prompt/completion: a user and an assistant turn
+                value = [{"role": "user" if key == "prompt" else "assistant", "content": value}]
+            if not isinstance(value, list):
+                raise RecordError(f"{key} must be a list of messages, got {type(value).__name__}")
+            for k, raw in enumerate(value):
+                messages.append(self._message(raw, f"{key}[{k}]", state, column_images, column_videos, ctx))
+        if not messages:
+            raise RecordError("the conversation is empty", "give the row at least one user and one assistant turn")
+        images = _fill(state.images, column_images, "image")
+        videos = _fill(state.videos, column_videos, "video")
+        if record.keys() <= self.known_keys:
+            extra = {}
+        else:
+            extra = {k: v for k, v in record.items() if k not in self.known_keys and v is not None}
+        return Sample(messages, images, videos, [], record.get("id"), extra)
+
+    def _message(
+        self,
+        raw: Any,
+        where: str,
+        state: _RowState,
+        column_images: list[MediaRef],
+        column_videos: list[MediaRef],
+        ctx: ReadContext,
+    ) -> Message:
+        if not isinstance(raw, dict):
+            raise RecordError(f"{where} must be an object with role and content")
+        role_name = raw.get("role")
+        role = ROLES_IN.get(role_name) if isinstance(role_name, str) else None
+        if role is None:
+            raise RecordError(
+                f"{where}: Invalid role in message: {role_name}. Expected 'system', 'user', 'assistant', or 'tool'.",
+                "use one of system, user, assistant, tool",
+            )
+        content = raw.get("content")
+        parts: list[Part] = []
+        if isinstance(content, str):
+            if role == "user" and state.first_string_user:
+                # TRL: the first string-content user message gets every image in front of its text
+                state.first_string_user = False
+                for _ in column_images:
+                    parts.append(state.slot("image", None))
+                for _ in column_videos:
+                    parts.append(state.slot("video", None))
+                ctx.tally.inserted_tags += len(column_images) + len(column_videos)
+            parts.extend(_text_parts(content, state))
+        elif isinstance(content, list):
+            for j, block in enumerate(content):
+                parts.extend(self._block(block, f"{where}.content[{j}]", role, state, ctx))
+        elif content is not None:
+            raise RecordError(f"{where}.content must be a string or a list of blocks, got {type(content).__name__}")
+        if len(raw) == 2 and "content" in raw:
+            extra = {}
+        else:
+            extra = {k: v for k, v in raw.items() if k not in MESSAGE_KEYS and v is not None}
+        return Message(role, parts, extra)  # type: ignore[arg-type]
+
+    def _block(self, block: Any, where: str, role: str, state: _RowState, ctx: ReadContext) -> list[Part]:
+        if not isinstance(block, dict):
+            raise RecordError(f"{where} must be a typed block object, got {type(block).__name__}")
+        kind = block.get("type")
+        if kind == "text":
+            text = block.get("text")
+            if text is None:
+                text = block.get("value")  # LLaMA-Factory v1 blocks: {type, value}
+            if not isinstance(text, str):
+                raise RecordError(f"{where} is a text block without text", 'give it "text": "..."')
+            return _text_parts(text, state)
+        media_kind = MEDIA_BLOCKS.get(kind) if isinstance(kind, str) else None
+        if media_kind is None:
+            raise RecordError(f"{where} has block type {kind!r}", "vlmdata reads text, image, video and *_url blocks")
+        value = _payload(block, kind)  # type: ignore[arg-type]
+        if value is None:
+            if kind.endswith("_url"):  # type: ignore[union-attr]
+                raise RecordError(f"{where} ({kind}) has no url", "give the block its media")
+            if role == "tool_response":
+                raise RecordError(f"{where}: TRL does not fill {media_kind} placeholders in tool messages")
+            return [state.slot(media_kind, None)]
+        return [state.slot(media_kind, _media(value, media_kind, ctx, where))]
+
+    def encode(self, sample: Sample, ctx: WriteContext) -> dict[str, Any]:
+        if sample.audios:
+            raise RecordError("the record has audio", "HF/TRL rows hold images and videos only")
+        writer = _MessageWriter(sample, ctx)
+        messages = [writer.message(m, k) for k, m in enumerate(sample.messages)]
+        for kind, media, used in (("image", sample.images, writer.images), ("video", sample.videos, writer.videos)):
+            if len(used) != len(media):
+                raise RecordError(
+                    f"{len(used)} {kind} slot(s) but {len(media)} {kind}(s) in the record",
+                    f'TRL pairs {{"type": "{kind}"}} blocks with {kind}s one to one',
+                )
+        out: dict[str, Any] = {}
+        if sample.id is not None:
+            out["id"] = sample.id
+        if ctx.options.hf_layout == "prompt-completion":
+            split = _completion_start(sample.messages)
+            out["prompt"], out["completion"] = messages[:split], messages[split:]
+        else:
+            out["messages"] = messages
+        if writer.images:
+            out["images"] = writer.images
+        if writer.videos:
+            out["videos"] = writer.videos
+        self.put_extra(out, sample, ctx)
+        return out
+
+
+def _completion_start(messages: list[Message]) -> int:
+    split = len(messages)
+    while split > 0 and messages[split - 1].role == "assistant":
+        split -= 1
+    if split == len(messages) or split == 0:
+        raise RecordError(
+            "prompt/completion rows need a conversation that ends with assistant turns after a prompt",
+            "write --hf-layout messages for this data",
+        )
+    return split
+
+
+class _MessageWriter:
+    """Blocks for one sample's messages; collects the media values in slot order."""
+
+    def __init__(self, sample: Sample, ctx: WriteContext) -> None:
+        self.sample = sample
+        self.ctx = ctx
+        self.syntax = ctx.options.hf_boxes
+        self.images: list[Any] = []
+        self.videos: list[str] = []
+
+    def _in_frame(self, part: Boxes | Points) -> Boxes | Points:
+        box = self.ctx.box
+        s = self.sample
+        if isinstance(part, Boxes):
+            return Boxes(tuple([box(s, b, part.image_index, Frame.NORM1000) for b in part.boxes]), part.image_index)
+        return Points(tuple([box(s, b, part.image_index, Frame.NORM1000) for b in part.points]), part.image_index)
+
+    def message(self, m: Message, k: int) -> dict[str, Any]:
+        role = ROLES_OUT.get(m.role)
+        if role is None:
+            raise RecordError(
+                f"message {k} has role {m.role!r}, which HF/TRL messages cannot hold",
+                "HF chat rows put tool calls in an assistant message's tool_calls: convert these turns first",
+            )
+        blocks: list[dict[str, Any]] = []
+        pending: list[Part] = []
+        for p in m.parts:
+            t = p.type
+            if t in ("image", "video"):
+                self._flush(pending, blocks)
+                pending = []
+                blocks.append({"type": t})
+                self._media(t, p.index)  # type: ignore[union-attr]
+            elif t == "audio":
+                raise RecordError(f"message {k} holds an audio slot", "HF/TRL rows hold images and videos only")
+            else:
+                pending.append(p)
+        self._flush(pending, blocks)
+        out: dict[str, Any] = {"role": role, "content": blocks}
+        for key, v in m.extra.items():
+            if key not in out:
+                out[key] = v
+        return out
+
+    def _flush(self, parts: list[Part], blocks: list[dict[str, Any]]) -> None:
+        if parts:
+            text = render_parts(parts, self.syntax, self._in_frame)  # type: ignore[arg-type]
+            if text:
+                blocks.append({"type": "text", "text": text})
+
+    def _media(self, kind: str, index: int) -> None:
+        media_list = self.sample.images if kind == "image" else self.sample.videos
+        if not 0 <= index < len(media_list):
+            raise RecordError(f"an {kind} slot refers to {kind} {index} but the record has {len(media_list)}")
+        media = media_list[index]
+        if kind == "video":
+            if media.frames:
+                raise RecordError("the video is a list of frame files", "HF rows take one video file per video")
+            self.videos.append(self.ctx.out_path(media, absolute=False))
+        elif self.ctx.options.embed_images:
+            resolved = media.resolved or media.path
+            if is_remote(resolved):
+                raise RecordError(f"image {media.path!r} is remote; --embed-images reads local files")
+            if not os.path.isfile(resolved):
+                raise RecordError(f"image {media.path!r} is not a file ({resolved})", "fix the path or the --root")
+            self.images.append({"path": os.path.basename(resolved), "file": resolved})  # bytes read by the writer
+        else:
+            self.images.append(self.ctx.out_path(media, absolute=False))
+
+
+# --------------------------------------------------------------------------- parquet files
+
+
+def _is_parquet(name: str) -> bool:
+    return name.endswith(".parquet") and not name.startswith(".")
+
+
+def parquet_files(path: str) -> list[str]:
+    """The file itself, or the .parquet files directly in a folder (sorted: shard order)."""
+    if os.path.isdir(path):
+        files = sorted(os.path.join(path, f) for f in os.listdir(path) if _is_parquet(f))
+        if not files:
+            raise VlmdataError(f"{path}: no .parquet files in this folder")
+        return files
+    if not os.path.exists(path):
+        shards = _shards_of(path)
+        if not shards:
+            raise VlmdataError(f"{path}: no such file")
+        return shards  # NAME.parquet written as NAME-00000-of-0000N.parquet shards
+    return [path]
+
+
+def _shard_pattern(stem: str) -> re.Pattern[str]:
+    return re.compile(re.escape(stem) + r"-\d{5}-of-\d{5}\.parquet")
+
+
+def _shards_of(path: str) -> list[str]:
+    folder = os.path.dirname(os.path.abspath(path))
+    base = os.path.basename(path)
+    if not base.endswith(".parquet") or not os.path.isdir(folder):
+        return []
+    pattern = _shard_pattern(base[: -len(".parquet")])
+    return sorted(os.path.join(folder, f) for f in os.listdir(folder) if pattern.fullmatch(f))
+
+
+def read_parquet(path: str) -> tuple[Iterator[Raw], Callable[[], None]]:
+    """Rows of ``path`` (a file or a folder of shards) as Raw dicts, one record batch at a time."""
+    pa, pq = _pyarrow()
+    files = parquet_files(path)
+    opened: list[Any] = []
+
+    def open_file(name: str) -> Any:
+        try:
+            pf = pq.ParquetFile(name)
+        except (pa.ArrowException, OSError) as exc:
+            raise VlmdataError(f"{name}: not a readable parquet file ({exc})") from None
+        columns = set(pf.schema_arrow.names)
+        if "messages" not in columns and not {"prompt", "completion"} <= columns:
+            raise VlmdataError(
+                f"{name}: no messages (or prompt + completion) column; it has {', '.join(sorted(columns))}"
+            )
+        opened.append(pf)
+        return pf
+
+    first = open_file(files[0])  # errors about the file itself come before any work
+
+    def rows() -> Iterator[Raw]:
+        index = 0
+        for k, name in enumerate(files):
+            pf = first if k == 0 else open_file(name)
+            for batch in pf.iter_batches(batch_size=READ_BATCH):
+                for row in batch.to_pylist():
+                    yield Raw(row, None, index)
+                    index += 1
+            pf.close()
+
+    def close() -> None:
+        for pf in opened:
+            pf.close()
+
+    return rows(), close
+
+
+IMAGES_FEATURE = {"feature": {"_type": "Image"}, "_type": "Sequence"}  # datasets reads this (also 2.x)
+
+
+class ParquetWriter:
+    """HF parquet in shards of ``shard_size`` rows, atomically: temp files renamed at commit."""
+
+    def __init__(self, path: str, options: Options) -> None:
+        self.pa, self.pq = _pyarrow()
+        self.path = path
+        self.shard_size = options.shard_size
+        self.embed = options.embed_images
+        self.row_group = ROW_GROUP_EMBEDDED if self.embed else ROW_GROUP
+        self.count = 0
+        self.folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(self.folder, exist_ok=True)
+        base = os.path.basename(path)
+        self.stem = base[: -len(".parquet")] if base.endswith(".parquet") else base
+        self._pending: list[dict[str, Any]] = []
+        self._tmp: list[str] = []
+        self._writer: Any = None
+        self._in_shard = 0
+        self._schema: Any = None
+        self._names: frozenset[str] = frozenset()
+        self._message_names: frozenset[str] = frozenset()
+
+    # the RecordWriter interface
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._pending.append(record)
+        if len(self._pending) >= (self.row_group if self._schema is not None else SCHEMA_ROWS):
+            self._flush(final=False)
+
+    def write_many(self, encoded: list[bytes]) -> None:
+        loads = orjson.loads
+        self._pending.extend([loads(data) for data in encoded])
+        if len(self._pending) >= (self.row_group if self._schema is not None else SCHEMA_ROWS):
+            self._flush(final=False)
+
+    def commit(self) -> None:
+        try:
+            self._flush(final=True)
+            if self._writer is None:  # no rows: one empty file with the default columns
+                self._schema = self._schema or self._infer([])
+                self._open_shard()
+            self._writer.close()
+            self._writer = None
+        except BaseException:
+            self.abort()  # the pipeline aborts on errors while writing, not on those of commit itself
+            raise
+        n = len(self._tmp)
+        finals = [self.path] if n == 1 else [self._shard_name(k, n) for k in range(n)]
+        for tmp, final in zip(self._tmp, finals, strict=True):
+            os.replace(tmp, final)
+        self._tmp = []
+        self._remove_stale(set(finals))
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        for tmp in self._tmp:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        self._tmp = []
+
+    # internals
+
+    def _shard_name(self, k: int, n: int) -> str:
+        return os.path.join(self.folder, f"{self.stem}-{k:05d}-of-{n:05d}.parquet")
+
+    def _remove_stale(self, finals: set[str]) -> None:
+        """Shards of an earlier, larger run under the same name would join a ``NAME-*`` glob."""
+        pattern = _shard_pattern(self.stem)
+        stale = [os.path.join(self.folder, f) for f in os.listdir(self.folder) if pattern.fullmatch(f)]
+        if self.path not in finals:
+            stale.append(self.path)
+        for name in stale:
+            if name not in finals and os.path.isfile(name):
+                os.unlink(name)
+
+    def _flush(self, *, final: bool) -> None:
+        pending = self._pending
+        if self._schema is None and pending:
+            self._schema = self._infer(pending)  # the first chunk fixes the columns
+        start = 0
+        while len(pending) - start >= self.row_group or (final and start < len(pending)):
+            if self._writer is None or self._in_shard >= self.shard_size:
+                self._open_shard()
+            take = min(self.row_group, self.shard_size - self._in_shard, len(pending) - start)
+            rows = pending[start : start + take]
+            start += take
+            self._writer.write_table(self._table(rows), row_group_size=take)
+            self._in_shard += take
+            self.count += take
+        del pending[:start]
+
+    def _open_shard(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.stem}-{len(self._tmp):05d}.", suffix=".parquet.tmp", dir=self.folder)
+        os.close(fd)
+        self._tmp.append(tmp)
+        self._writer = self.pq.ParquetWriter(tmp, self._schema)
+        self._in_shard = 0
+
+    def _infer(self, rows: list[dict[str, Any]]) -> Any:
+        pa = self.pa
+        image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+        block = pa.struct([("type", pa.string()), ("text", pa.string())])
+        plain = [{k: v for k, v in r.items() if k not in ("images", "videos")} for r in rows]
+        try:
+            row_type = pa.array(plain).type if plain else pa.struct([])  # the union of the rows' keys
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise VlmdataError(f"{self.path}: the records' keys do not fit one parquet schema ({exc})") from None
+        fields = []
+        for f in (row_type.field(k) for k in range(row_type.num_fields)):
+            if f.name in CONVERSATION_COLUMNS:
+                fields.append(pa.field(f.name, pa.list_(self._message_type(f.type, block))))
+            else:
+                fields.append(pa.field(f.name, _no_null(pa, f.type)))
+        if not any(f.name in CONVERSATION_COLUMNS for f in fields):
+            fields.insert(0, pa.field("messages", pa.list_(self._message_type(None, block))))
+        at = max(k for k, f in enumerate(fields) if f.name in CONVERSATION_COLUMNS) + 1
+        media = [pa.field("images", pa.list_(image))]  # always: TRL and datasets expect the column
+        if any(r.get("videos") for r in rows):
+            media.append(pa.field("videos", pa.list_(pa.string())))
+        fields[at:at] = media
+        features = {"images": IMAGES_FEATURE}
+        schema = pa.schema(fields, metadata={"huggingface": orjson.dumps({"info": {"features": features}})})
+        self._names = frozenset(schema.names)
+        return schema
+
+    def _message_type(self, inferred: Any, block: Any) -> Any:
+        pa = self.pa
+        fields = [pa.field("role", pa.string()), pa.field("content", pa.list_(block))]
+        names = {"role", "content"}
+        value = getattr(inferred, "value_type", None)
+        if value is not None and pa.types.is_struct(value):
+            for k in range(value.num_fields):
+                f = value.field(k)
+                if f.name not in names:
+                    fields.append(pa.field(f.name, _no_null(pa, f.type)))
+                    names.add(f.name)
+        self._message_names = frozenset(self._message_names | names)
+        return pa.struct(fields)
+
+    def _table(self, rows: list[dict[str, Any]]) -> Any:
+        pa = self.pa
+        names = self._names
+        message_names = self._message_names
+        for k, row in enumerate(rows):
+            if not row.keys() <= names:
+                self._refuse(k, f"new key(s) {sorted(row.keys() - names)}")
+            for column in CONVERSATION_COLUMNS:
+                for m in row.get(column) or ():
+                    if not m.keys() <= message_names:
+                        self._refuse(k, f"new message key(s) {sorted(m.keys() - message_names)}")
+            row["images"] = [self._image(v) for v in row.get("images") or ()]
+        try:
+            return pa.Table.from_pylist(rows, schema=self._schema)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise VlmdataError(
+                f"{self.path}: records near row {self.count} do not fit the parquet columns that the first "
+                f"records fixed ({exc}); give every record the same keys and value types, or write JSONL"
+            ) from None
+
+    def _refuse(self, k: int, what: str) -> None:
+        raise VlmdataError(
+            f"{self.path}: row {self.count + k} has {what} that the first records did not have; parquet "
+            "keeps one set of columns: give every record the same keys, or write JSONL"
+        )
+
+    def _image(self, value: Any) -> dict[str, Any]:
+        if isinstance(value, str):
+            return {"bytes": None, "path": value}
+        with open(value["file"], "rb") as f:
+            return {"bytes": f.read(), "path": value["path"]}
+
+
+def _no_null(pa: Any, tp: Any) -> Any:
+    """An inferred type with its all-null parts made strings (a later row may fill them)."""
+    if pa.types.is_null(tp):
+        return pa.string()
+    if pa.types.is_list(tp) or pa.types.is_large_list(tp):
+        return pa.list_(_no_null(pa, tp.value_type))
+    if pa.types.is_struct(tp):
+        return pa.struct([pa.field(tp.field(k).name, _no_null(pa, tp.field(k).type)) for k in range(tp.num_fields)])
+    return tp

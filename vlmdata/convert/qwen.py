@@ -1,0 +1,503 @@
+"""Qwen-VL official fine-tuning records (FORMATS.md 5.4) with Qwen2-VL / 2.5-VL / 3-VL grounding (5.1, 5.2).
+
+Reading follows ``_build_messages`` of qwen-vl-finetune (``qwenvl/data/data_processor.py``):
+``image``/``video`` are a path or a list of paths joined to ``data_path`` (here: ``--root``, by
+default the input file's folder); ``<image>``/``<video>`` are replaced in human turns only, one
+tag per media item, never inserted: where Qwen's loader raises on a count mismatch, the record is
+rejected with the counts and Qwen's message. Qwen turns every ``from`` other than ``human`` into
+an assistant turn, so a ``system`` turn would be trained on as an answer: the reader rejects it and
+the writer applies ``--system reject|drop|merge`` instead of writing one.
+
+Boxes, read in both syntaxes and written in the one ``qwen_boxes`` names:
+
+* ``tokens``: ``<|object_ref_start|>a dog<|object_ref_end|><|box_start|>(x1,y1),(x2,y2)<|box_end|>``
+  (parsed and rendered by ``vlmdata.convert.grounding``);
+* ``json``: the answers Qwen2.5-VL/Qwen3-VL give, ``[{"bbox_2d": [x1, y1, x2, y2], "label": ".."}]``
+  (``point_2d`` for points). Any JSON value (fenced or bare) whose objects hold ``bbox_2d``/
+  ``point_2d`` is read into ``Ref(label)`` + ``Boxes`` parts; consecutive objects with the same
+  label become one referent's boxes. It is written in one canonical form, the layout of Qwen's
+  own answers (cookbooks): a fence, one ``json.dumps`` object per line after a tab::
+
+      ```json
+      [
+      \t{"bbox_2d": [147, 134, 619, 407], "label": "bowl of carrots"}
+      ]
+      ```
+
+  so text vlmdata writes reads back to the same parts and renders to the same text. Other layouts
+  (a bare object, other whitespace) are read and re-rendered in this form. A ref that is not
+  followed by boxes has no JSON form and is written as its plain text. An answer that mentions
+  ``bbox_2d`` but is not such a list (other keys, invalid JSON, nested in another object) is
+  rejected: its coordinates could not be moved between frames. In questions such text stays text:
+  prompts show the answer format with placeholders (``{"bbox_2d": [x1, y1, x2, y2], ...}``).
+
+``qwen_model`` picks the frame: ``qwen2-vl`` and ``qwen3-vl`` are integers 0-1000 of the original
+image; ``qwen2.5-vl`` is absolute pixels of the smart-resized image (``vlmdata.media.smart_resize``
+with ``min_pixels``/``max_pixels`` and LLaMA-Factory's optional ``image_max_pixels`` pre-resize), so
+reading it needs each image's size (probed from the header; a missing image rejects the record,
+naming it) and every box carries its (W', H'), counted in the report's frames.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+from vlmdata.convert.codec import Codec, Layout, Options, ReadContext, WriteContext
+from vlmdata.convert.frames import convert_box
+from vlmdata.convert.grounding import render_parts
+from vlmdata.convert.placeholders import count_slots, slot_roles
+from vlmdata.convert.turns import apply_system_policy, read_turns
+from vlmdata.errors import RecordError, VlmdataError
+from vlmdata.media.smart_resize import resized_size
+from vlmdata.schemas.qwen import QWEN_RECORD
+from vlmdata.schemas.sample import Box, Boxes, Frame, MediaRef, Message, Part, Points, Ref, Sample, Text
+
+SOURCE = "Qwen-VL fine-tuning"
+MODELS = ("qwen2-vl", "qwen2.5-vl", "qwen3-vl")
+RESIZED_MODEL = "qwen2.5-vl"
+BOX_SYNTAXES = ("tokens", "json")
+GROUNDING_KEYS = ("bbox_2d", "point_2d")
+_HINTS = ('"bbox_2d"', '"point_2d"')
+_TOKEN_HINTS = ("<|box_start|>", "<|object_ref_start|>", *_HINTS)
+_FENCE = re.compile(r"```json[ \t]*\r?\n(.*?)\r?\n?[ \t]*```", re.S)
+_DECODER = json.JSONDecoder()
+_INVALID = object()
+_TO_FROM = {"user": "human", "assistant": "gpt"}
+
+
+def check_settings(options: Options) -> None:
+    """Refuse impossible Qwen options for the whole run (a usage error, not a record's fault)."""
+    if options.qwen_model not in MODELS:
+        raise VlmdataError(f"--qwen-model must be one of {', '.join(MODELS)}, not {options.qwen_model!r}")
+    if options.qwen_boxes not in BOX_SYNTAXES:
+        raise VlmdataError(f"--qwen-boxes must be one of {', '.join(BOX_SYNTAXES)}, not {options.qwen_boxes!r}")
+    if options.min_pixels < 1 or options.max_pixels < options.min_pixels:
+        raise VlmdataError(
+            f"--max-pixels ({options.max_pixels}) must be at least --min-pixels ({options.min_pixels}), "
+            "which must be positive (qwen-vl-utils asserts the same)"
+        )
+    if options.image_max_pixels is not None and options.image_max_pixels < 1:
+        raise VlmdataError(f"--image-max-pixels must be positive, not {options.image_max_pixels}")
+
+
+def resized_of(media: MediaRef, size: tuple[int, int], options: Options) -> tuple[int, int]:
+    """(W', H') of an image of ``size`` under the run's resize settings."""
+    return resized_size(
+        size[0],
+        size[1],
+        min_pixels=options.min_pixels,
+        max_pixels=options.max_pixels,
+        image_max_pixels=options.image_max_pixels,
+        image=media.path,
+    )
+
+
+# --- the JSON answer syntax ------------------------------------------------------------------
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return _INVALID
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _coords(obj: dict[str, Any], key: str) -> list[float]:
+    n = 4 if key == "bbox_2d" else 2
+    coords = obj[key]
+    if not (
+        isinstance(coords, list)
+        and len(coords) == n
+        and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in coords)
+    ):
+        raise RecordError(
+            f"{key} {_short(coords)} in a JSON answer must be a list of {n} numbers",
+            f'write {{"{key}": [{"x1, y1, x2, y2" if n == 4 else "x, y"}], "label": ".."}}',
+        )
+    return coords
+
+
+def grounding_parts(value: Any) -> list[Part] | None:
+    """``Ref``/``Boxes``/``Points`` parts of a parsed JSON answer (frame NORM1000 until the caller
+    sets the model's frame); None when the value is no grounding answer at all."""
+    items = [value] if isinstance(value, dict) else value if isinstance(value, list) else None
+    if not items or not all(isinstance(x, dict) for x in items):
+        return None
+    if not any(k in x for x in items for k in GROUNDING_KEYS):
+        return None
+    parts: list[Part] = []
+    current: list[Box] = []
+    previous: tuple[str, str | None] | None = None
+    for obj in items:
+        keys = [k for k in GROUNDING_KEYS if k in obj]
+        if len(keys) != 1:
+            raise RecordError(
+                f"JSON answer object {_short(obj)} must hold exactly one of bbox_2d or point_2d",
+                "give every object of the answer list one box or one point",
+            )
+        key = keys[0]
+        other = sorted(set(obj) - {key, "label"})
+        if other:
+            raise RecordError(
+                f"JSON answer object {_short(obj)} has key(s) {other} besides {key} and label, "
+                "which a converted box cannot carry",
+                "remove those keys, or keep the data in Qwen format without converting it",
+            )
+        label = obj.get("label")
+        if label is not None and not isinstance(label, str):
+            raise RecordError(f"label {_short(label)} in a JSON answer must be a string", "fix the label")
+        coords = _coords(obj, key)
+        box = (
+            Box(*coords, Frame.NORM1000) if key == "bbox_2d" else Box(coords[0], coords[1], None, None, Frame.NORM1000)
+        )
+        if previous != (key, label):
+            if current:
+                parts.append(_group(previous, current))
+            current = []
+            if label is not None:
+                parts.append(Ref(label))
+            previous = (key, label)
+        current.append(box)
+    parts.append(_group(previous, current))
+    return parts
+
+
+def _group(kind: tuple[str, str | None] | None, boxes: list[Box]) -> Part:
+    assert kind is not None
+    return Boxes(tuple(boxes)) if kind[0] == "bbox_2d" else Points(tuple(boxes))
+
+
+def _grounding_or_none(value: Any, strict: bool) -> list[Part] | None:
+    if strict:
+        return grounding_parts(value)
+    try:
+        return grounding_parts(value)
+    except RecordError:
+        return None
+
+
+def _bare_spans(text: str, lo: int, hi: int, strict: bool) -> list[tuple[int, int, list[Part]]]:
+    """Grounding JSON values written without a fence inside ``text[lo:hi]``."""
+    sub = text[lo:hi]
+    out = []
+    i = 0
+    while True:
+        starts = [j for j in (sub.find("[", i), sub.find("{", i)) if j >= 0]
+        if not starts:
+            return out
+        j = min(starts)
+        try:
+            value, end = _DECODER.raw_decode(sub, j)
+        except ValueError:
+            i = j + 1
+            continue
+        parts = _grounding_or_none(value, strict)
+        if parts is not None:
+            out.append((lo + j, lo + end, parts))
+        i = end
+
+
+def parse_json_grounding(text: str, strict: bool = True) -> list[Part]:
+    """``text`` split into Text and the parts of its JSON answers (fenced or bare).
+
+    ``strict`` (answers): a mention of bbox_2d/point_2d that is not a readable answer list rejects
+    the record. Not strict (questions, where prompts often show the answer format with placeholders
+    such as ``{"bbox_2d": [x1, y1, x2, y2], "label": "string"}``): such text stays text.
+    """
+    if not any(h in text for h in _HINTS):
+        return [Text(text)] if text else []
+    spans: list[tuple[int, int, list[Part]]] = []
+    lo = 0
+    for m in _FENCE.finditer(text):
+        value = _loads(m.group(1))
+        parts = _grounding_or_none(value, strict) if value is not _INVALID else None
+        if parts is not None:
+            spans.extend(_bare_spans(text, lo, m.start(), strict))
+            spans.append((m.start(), m.end(), parts))
+            lo = m.end()
+    spans.extend(_bare_spans(text, lo, len(text), strict))
+    out: list[Part] = []
+    pos = 0
+    for start, end, parts in spans:
+        if start > pos:
+            out.append(Text(text[pos:start]))
+        out.extend(parts)
+        pos = end
+    if pos < len(text):
+        out.append(Text(text[pos:]))
+    for p in out:
+        if strict and isinstance(p, Text) and any(h in p.text for h in _HINTS):
+            raise RecordError(
+                "a turn mentions bbox_2d/point_2d outside a readable JSON answer list "
+                f"(near {p.text[max(0, p.text.find('_2d') - 40) :][:80]!r}), so its coordinates cannot be converted",
+                'write the answer as [{"bbox_2d": [x1, y1, x2, y2], "label": ".."}] (valid JSON)',
+            )
+    return out
+
+
+def _number(v: float) -> float:
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+
+
+def render_json_answer(items: list[dict[str, Any]]) -> str:
+    """The canonical JSON answer: Qwen's own layout (fence, one object per line after a tab)."""
+    body = ",\n\t".join(json.dumps(item, ensure_ascii=False) for item in items)
+    return f"```json\n[\n\t{body}\n]\n```"
+
+
+def _is_boxes(part: Part) -> bool:
+    return part.type == "boxes" or part.type == "points"
+
+
+def render_json_parts(parts: list[Part], convert: Callable[[Boxes | Points], Boxes | Points] | None = None) -> str:
+    """Text of ``parts`` with every run of (ref +) boxes as one canonical JSON answer."""
+    out: list[str] = []
+    i, n = 0, len(parts)
+    while i < n:
+        p = parts[i]
+        starts_run = _is_boxes(p) or (p.type == "ref" and i + 1 < n and _is_boxes(parts[i + 1]))
+        if not starts_run:
+            if p.type == "text" or p.type == "ref":
+                out.append(p.text)  # type: ignore[union-attr]
+            elif p.type == "image":
+                out.append("<image>")
+            elif p.type == "video":
+                out.append("<video>")
+            elif p.type == "audio":
+                out.append("<audio>")
+            i += 1
+            continue
+        items: list[dict[str, Any]] = []
+        while i < n:
+            p = parts[i]
+            if p.type == "ref" and i + 1 < n and _is_boxes(parts[i + 1]):
+                label: str | None = p.text  # type: ignore[union-attr]
+                group = parts[i + 1]
+                i += 2
+            elif _is_boxes(p):
+                label, group = None, p
+                i += 1
+            else:
+                break
+            group = convert(group) if convert is not None else group  # type: ignore[arg-type]
+            for b in group.boxes if isinstance(group, Boxes) else group.points:  # type: ignore[union-attr]
+                item: dict[str, Any] = {("point_2d" if b.is_point else "bbox_2d"): [_number(v) for v in b.coords()]}
+                if label is not None:
+                    item["label"] = label
+                items.append(item)
+        if items:
+            out.append(render_json_answer(items))
+    return "".join(out)
+
+
+# --- the codec ----------------------------------------------------------------------------------
+
+
+def read_json_answers(messages: list[Message]) -> None:
+    """JSON boxes in the turns' text become parts; strictly in answers, leniently in questions."""
+    for m in messages:
+        if not any(isinstance(p, Text) and "_2d" in p.text for p in m.parts):
+            continue
+        out: list[Part] = []
+        for p in m.parts:
+            if isinstance(p, Text) and any(h in p.text for h in _HINTS):
+                out.extend(parse_json_grounding(p.text, strict=m.role == "assistant"))
+            else:
+                out.append(p)
+        m.parts = out
+
+
+def _paths(raw: Any) -> list[Any]:
+    """``item.get(key) or []``, a string as a one-item list (Qwen's ``_build_messages``)."""
+    if not raw:
+        return []
+    return [raw] if isinstance(raw, str) else list(raw)
+
+
+def check_slots(messages: list[Message], n_images: int, n_videos: int) -> None:
+    """Qwen's loader: tags replaced in human turns only, one per media item, never inserted."""
+    for kind, n_media in (("image", n_images), ("video", n_videos)):
+        outside = slot_roles(messages, kind) - {"user"}
+        if outside:
+            raise RecordError(
+                f"<{kind}> appears in {'/'.join(sorted(outside))} turns, where Qwen's loader leaves it as literal text",
+                f"move the <{kind}> tag into a human turn",
+            )
+        n_tags = count_slots(messages, kind)
+        if n_tags > n_media:
+            raise RecordError(
+                f"{n_tags} <{kind}> placeholder(s) but {n_media} {kind}(s): Qwen's loader raises "
+                f"'Number of <{kind}> placeholders exceeds the number of provided {kind}s'",
+                f"add the missing {kind}(s) to the record or remove the surplus <{kind}> tags",
+            )
+        if n_tags < n_media:
+            raise RecordError(
+                f"{n_tags} <{kind}> placeholder(s) but {n_media} {kind}(s): Qwen's loader raises "
+                f"'{n_media - n_tags} {kind}(s) remain unused (not consumed by placeholders)'",
+                f"put one <{kind}> tag per {kind} in the human turns (Qwen does not insert them)",
+            )
+
+
+class QwenCodec(Codec):
+    name = "qwen"
+    title = "Qwen-VL fine-tuning JSON"
+    layouts = ("json", "jsonl")
+    default_layout = "json"
+    fields = "image (str | list), video (str | list), conversations[{from: human|gpt, value}]; paths under data_path"
+    boxes = (
+        "<|object_ref_start|>..<|object_ref_end|><|box_start|>(x1,y1),(x2,y2)<|box_end|> or "
+        '[{"bbox_2d": [..], "label": ".."}]; 0-1000 (Qwen2-VL, Qwen3-VL) or pixels of the smart-resized '
+        "image (Qwen2.5-VL, --qwen-model)"
+    )
+    schema = QWEN_RECORD
+    known_keys = frozenset({"id", "image", "video", "conversations"})
+
+    def detect(self, record: Any, layout: Layout) -> float:
+        if not isinstance(record, dict) or not isinstance(record.get("conversations"), list):
+            return 0.0
+        if any(k in record for k in ("images", "videos", "messages", "width", "width_list")):
+            return 0.1  # LLaMA-Factory sharegpt, ms-swift, InternVL keys
+        for turn in record["conversations"]:
+            value = turn.get("value") if isinstance(turn, dict) else None
+            if isinstance(value, str) and any(h in value for h in _TOKEN_HINTS):
+                return 0.95  # Qwen grounding in a conversations record
+        if isinstance(record.get("video"), list):
+            return 0.8  # InternVL takes one video path, LLaVA none
+        if layout == "json" and (isinstance(record.get("image"), list) or record.get("video")):
+            return 0.8  # several images or a video in a JSON list: not LLaVA, and InternVL is JSONL only
+        return 0.4
+
+    def check_options(self, options: Options) -> None:
+        super().check_options(options)
+        check_settings(options)
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def decode(self, record: dict[str, Any], ctx: ReadContext) -> Sample:
+        options = ctx.options
+        check_settings(options)
+        turns = record["conversations"]
+        for k, turn in enumerate(turns):
+            if turn.get("from") == "system":
+                raise RecordError(
+                    f"conversations[{k}] has from='system': Qwen's fine-tuning code makes every turn that is not "
+                    "'human' an assistant turn, so this system prompt would be trained on as an answer",
+                    "remove the turn, or move its text into the first human turn",
+                )
+        messages = read_turns(turns, ("qwen",), source=SOURCE, allow_system=False)
+        read_json_answers(messages)
+        images = [ctx.media(p) for p in _paths(record.get("image"))]
+        videos = [ctx.media(p, "video") for p in _paths(record.get("video"))]
+        check_slots(messages, len(images), len(videos))
+        if options.qwen_model == RESIZED_MODEL:
+            self._to_resized_frame(messages, images, ctx)
+        return Sample(messages, images, videos, [], record.get("id"), self.extra_of(record))
+
+    def _to_resized_frame(self, messages: list[Message], images: list[MediaRef], ctx: ReadContext) -> None:
+        """Qwen2.5-VL: the parsed numbers are pixels of each image's smart-resized size."""
+        resized: dict[int, tuple[int, int]] = {}
+        for m in messages:
+            for k, part in enumerate(m.parts):
+                if not isinstance(part, Boxes | Points):
+                    continue
+                index = part.image_index
+                if index not in resized:
+                    resized[index] = self._resized(images, index, ctx)
+                size = resized[index]
+                items = part.boxes if isinstance(part, Boxes) else part.points
+                moved = tuple(Box(b.x1, b.y1, b.x2, b.y2, Frame.PIXEL_RESIZED, size) for b in items)
+                m.parts[k] = Boxes(moved, index) if isinstance(part, Boxes) else Points(moved, index)
+                ctx.tally.frames[f"pixel_resized {size[0]}x{size[1]} (read)"] += len(moved)
+
+    def _resized(self, images: list[MediaRef], index: int, ctx: ReadContext) -> tuple[int, int]:
+        if index >= len(images):
+            raise RecordError(
+                f"the record has boxes but {'no image' if not images else f'no image {index}'}: Qwen2.5-VL boxes are "
+                "pixels of the smart-resized image, which cannot be known without it",
+                "add the image, or read with --qwen-model qwen2-vl/qwen3-vl if the boxes are 0-1000",
+            )
+        media = images[index]
+        try:
+            size = ctx.image_size(media)
+        except RecordError as exc:
+            raise RecordError(
+                f"Qwen2.5-VL boxes are pixels of the smart-resized image: {exc.what}",
+                "fix the path or --root (Qwen joins image paths to data_path)",
+            ) from None
+        return resized_of(media, size, ctx.options)
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def encode(self, sample: Sample, ctx: WriteContext) -> dict[str, Any]:
+        options = ctx.options
+        check_settings(options)  # vlmdata.write() does not go through check_options
+        if sample.audios:
+            raise RecordError("the record has audio", "Qwen-VL fine-tuning takes images and videos only")
+        for video in sample.videos:
+            if video.frames:
+                raise RecordError(
+                    "a video is a list of frame files", "Qwen-VL fine-tuning data takes one path per video"
+                )
+        check_slots(sample.messages, len(sample.images), len(sample.videos))
+        sample = apply_system_policy(sample, ctx, SOURCE)
+        convert = self._converter(sample, ctx)
+        json_boxes = options.qwen_boxes == "json"
+        conversations = []
+        for k, m in enumerate(sample.messages):
+            who = _TO_FROM.get(m.role)
+            if who is None:
+                raise RecordError(
+                    f"message {k} has role {m.role!r}, which {SOURCE} cannot hold "
+                    "(every turn that is not 'human' is trained as an assistant turn)",
+                    "remove tool turns before converting",
+                )
+            value = render_json_parts(m.parts, convert) if json_boxes else render_parts(m.parts, "qwen", convert)
+            turn: dict[str, Any] = {"from": who, "value": value}
+            for key, v in m.extra.items():
+                turn.setdefault(key, v)
+            conversations.append(turn)
+        out: dict[str, Any] = {}
+        if sample.id is not None:
+            out["id"] = sample.id
+        for key, media in (("image", sample.images), ("video", sample.videos)):
+            if media:
+                paths = [ctx.out_path(x, absolute=False) for x in media]
+                out[key] = paths[0] if len(paths) == 1 else paths
+        out["conversations"] = conversations
+        self.put_extra(out, sample, ctx)
+        return out
+
+    def _converter(self, sample: Sample, ctx: WriteContext) -> Callable[[Boxes | Points], Boxes | Points]:
+        if ctx.options.qwen_model != RESIZED_MODEL:
+
+            def to_norm1000(part: Boxes | Points) -> Boxes | Points:
+                index = part.image_index
+                if isinstance(part, Boxes):
+                    return Boxes(tuple([ctx.box(sample, b, index, Frame.NORM1000) for b in part.boxes]), index)
+                return Points(tuple([ctx.box(sample, b, index, Frame.NORM1000) for b in part.points]), index)
+
+            return to_norm1000
+
+        def to_resized(part: Boxes | Points) -> Boxes | Points:
+            index = part.image_index
+            size = ctx.image_size(sample, index)
+            resized = resized_of(sample.images[index], size, ctx.options)
+            items = part.boxes if isinstance(part, Boxes) else part.points
+            moved = []
+            for b in items:
+                box, clamped = convert_box(b, Frame.PIXEL_RESIZED, lambda: size, resized=resized)
+                ctx.tally.clamped += clamped
+                moved.append(box)
+            ctx.tally.frames[f"pixel_resized {resized[0]}x{resized[1]} (written)"] += len(moved)
+            return Boxes(tuple(moved), index) if isinstance(part, Boxes) else Points(tuple(moved), index)
+
+        return to_resized

@@ -1,0 +1,39 @@
+"""Settings and shared state of one validation run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from vlmdata.media.inspect import MediaInspector
+from vlmdata.media.paths import PathResolver
+
+# The consumer whose rules a file is checked against, by the format it is written in.
+TARGET_OF_FORMAT = {
+    "internvl": "internvl",
+    "llava": "llava",
+    "swift": "swift",
+    "swift-legacy": "swift",
+    "sharegpt": "llamafactory",
+    "qwen": "qwen",
+    "hf": "hf",
+}
+TARGETS = ("internvl", "llamafactory", "swift", "llava", "qwen", "hf")
+MODELS = ("internvl2.5", "internvl3", "qwen2-vl", "qwen2.5-vl", "llava-1.5")
+
+
+@dataclass
+class ValidationContext:
+    target: str  # the consumer whose rules apply (see TARGETS)
+    model: str | None = None  # token-budget model (see MODELS)
+    max_length: int | None = None
+    tokenizer: str | None = None  # a tokenizer directory for exact text token counts
+    max_dynamic_patch: int = 12  # InternVL tiles per image (a meta entry may override it)
+    min_pixels: int | None = None
+    max_pixels: int | None = None
+    resolver: PathResolver | None = None
+    inspector: MediaInspector = field(default_factory=MediaInspector)
+    file_state: dict[str, Any] = field(default_factory=dict)  # per-file scratch space for rules
+
+    def new_file(self) -> None:
+        self.file_state = {}

@@ -1,0 +1,339 @@
+"""Runs the selected rules over files, folders and InternVL meta files; collects findings.
+
+Per data file: file rules, then for each record the record rules (on a lenient view of the
+record as written, with the strict ``Sample`` when the codec accepts it), then the media rules
+for each media path (headers probed per chunk of records, in threads, cached on disk).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from vlmdata.convert.codec import Options, Tally
+from vlmdata.convert.io import Raw, SyntaxErrorInFile, atomic_write_bytes
+from vlmdata.convert.pipeline import DATA_ERRORS, Decoder, default_root, open_records
+from vlmdata.errors import RecordError, VlmdataError
+from vlmdata.media.inspect import MediaInspector
+from vlmdata.media.paths import PathResolver
+from vlmdata.validators.context import TARGET_OF_FORMAT, TARGETS, ValidationContext
+from vlmdata.validators.registry import Finding, Rule, selected
+from vlmdata.validators.view import FileView, MediaView, RecordView, build_view
+
+CHUNK = 2000
+DATA_SUFFIXES = (".jsonl", ".json", ".parquet")
+
+
+@dataclass
+class Target:
+    """One data file to check, with what named it (an InternVL meta entry, a dataset_info entry)."""
+
+    path: str
+    root: str | None
+    format: str | None = None
+    meta_file: str | None = None
+    meta_name: str | None = None
+    meta_entry: dict[str, Any] | None = None
+
+
+@dataclass
+class ValidationReport:
+    files: list[str] = field(default_factory=list)
+    records: int = 0
+    media: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    fixed: int = 0
+    seconds: float = 0.0
+
+    def count(self, severity: str) -> int:
+        return sum(1 for f in self.findings if f.severity == severity)
+
+    @property
+    def errors(self) -> int:
+        return self.count("error")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "records": self.records,
+            "media": self.media,
+            "errors": self.errors,
+            "warnings": self.count("warning"),
+            "infos": self.count("info"),
+            "fixed": self.fixed,
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+def is_internvl_meta(path: str) -> bool:
+    """A JSON object whose values are entries with an ``annotation`` (FORMATS.md 2.1)."""
+    if not path.endswith(".json") or os.path.getsize(path) > 10_000_000:
+        return False
+    try:
+        with open(path, "rb") as f:
+            data = orjson.loads(f.read())
+    except (OSError, orjson.JSONDecodeError):
+        return False
+    return (
+        isinstance(data, dict) and bool(data) and all(isinstance(v, dict) and "annotation" in v for v in data.values())
+    )
+
+
+def expand(paths: Iterable[str], root: str | None) -> Iterator[Target]:
+    for path in paths:
+        if os.path.isdir(path):
+            found = sorted(
+                p
+                for p in glob.glob(os.path.join(path, "**", "*"), recursive=True)
+                if p.endswith(DATA_SUFFIXES) and os.path.basename(p) != "dataset_info.json"
+            )
+            if not found:
+                raise VlmdataError(f"{path}: no .jsonl, .json or .parquet files in this folder")
+            for p in found:
+                yield from expand([p], root)
+        elif not os.path.exists(path):
+            raise VlmdataError(f"{path}: no such file")
+        elif is_internvl_meta(path):
+            yield from meta_targets(path)
+        else:
+            yield Target(path, root)
+
+
+def meta_targets(meta_path: str) -> Iterator[Target]:
+    """Every dataset an InternVL meta file names; annotation and root resolve as InternVL does
+    (against the working directory; FORMATS.md 2.1)."""
+    with open(meta_path, "rb") as f:
+        meta = orjson.loads(f.read())
+    for name, entry in meta.items():
+        annotation = entry.get("annotation")
+        yield Target(
+            annotation if isinstance(annotation, str) else "",
+            entry.get("root") if isinstance(entry.get("root"), str) else None,
+            "internvl",
+            meta_path,
+            name,
+            entry,
+        )
+
+
+class Runner:
+    def __init__(
+        self, rules: list[Rule], ctx: ValidationContext, report: ValidationReport, fix: bool, options: Options
+    ) -> None:
+        self.file_rules = [r for r in rules if r.scope == "file"]
+        self.record_rules = [r for r in rules if r.scope == "record"]
+        self.media_rules = [r for r in rules if r.scope == "media"]
+        self.ctx = ctx
+        self.report = report
+        self.fix = fix
+        self.options = options
+
+    def emit(
+        self, rule: Rule, hit: dict[str, Any], file: str, line: int | None, index: int | None, record_id: Any = None
+    ) -> Finding:
+        fields = {k: v for k, v in hit.items() if k not in ("line", "snippet", "fixable")}
+        try:
+            message = rule.message.format(**fields)
+        except (KeyError, IndexError, ValueError):
+            message = f"{rule.message} {fields}"
+        finding = Finding(
+            rule.code,
+            rule.name,
+            rule.severity,
+            message,
+            file,
+            hit.get("line", line),
+            index,
+            record_id,
+            hit.get("snippet"),
+            bool(rule.fixer) and hit.get("fixable", True),
+        )
+        self.report.findings.append(finding)
+        return finding
+
+    def run_target(self, target: Target, forced_format: str | None, forced_target: str | None) -> None:
+        fv = FileView(
+            target.path,
+            target.format or forced_format or "?",
+            "?",
+            meta_entry=target.meta_entry,
+            meta_file=target.meta_file,
+            meta_name=target.meta_name,
+        )
+        if target.meta_entry is not None and not os.path.isfile(target.path):
+            # the meta entry names a file that is not there: only the file rules can speak
+            fv.layout = "missing"
+            self.file_checks(fv)
+            return
+        try:
+            opened = open_records(target.path, target.format or forced_format)
+        except VlmdataError as exc:
+            self.report.findings.append(Finding("VD001", "unreadable-file", "error", str(exc), target.path))
+            return
+        self.report.files.append(target.path)
+        fv.format, fv.layout = opened.codec.name, opened.layout
+        self.ctx.target = forced_target or TARGET_OF_FORMAT.get(opened.codec.name, "swift")
+        self.ctx.new_file()
+        root = target.root if target.root is not None else self.options.root
+        in_root = root if root is not None else default_root(opened.codec, target.path)
+        resolver = PathResolver(in_root, explicit_root=root is not None, allow_outside=True)
+        self.ctx.resolver = PathResolver(
+            in_root, explicit_root=root is not None, allow_outside=self.options.allow_outside_root
+        )
+        decoder = Decoder(opened.codec, target.path, resolver, self.options, Tally())
+        fixes: dict[int, dict[str, Any]] = {}
+        try:
+            for chunk in _chunks(opened.records, CHUNK, self, target.path):
+                views = [self.view_of(raw, decoder, target.path, opened.codec.name) for raw in chunk]
+                fv.records += len(views)
+                for view in views:
+                    self.record_checks(view, fixes)
+                self.media_checks(views)
+        finally:
+            opened.close()
+        self.report.records += fv.records
+        self.file_checks(fv)
+        if self.fix and fixes:
+            self.apply_fixes(target.path, opened.layout, fixes)
+
+    def view_of(self, raw: Raw, decoder: Decoder, file: str, fmt: str) -> RecordView:
+        payload = raw.payload
+        try:
+            parsed = orjson.loads(payload) if isinstance(payload, bytes | bytearray) else payload
+        except orjson.JSONDecodeError as exc:
+            view = RecordView(file, raw.line, raw.index, fmt, None)
+            view.decode_error = f"invalid JSON: {exc}"
+            return view
+        view = build_view(parsed, file, raw.line, raw.index, fmt)
+        try:
+            view.sample = decoder.decode(Raw(parsed, raw.line, raw.index))
+        except DATA_ERRORS as exc:
+            view.decode_error = str(exc) if isinstance(exc, RecordError) else f"{type(exc).__name__}: {exc}"
+        return view
+
+    def record_checks(self, view: RecordView, fixes: dict[int, dict[str, Any]]) -> None:
+        for rule in self.record_rules:
+            for hit in rule.check(view, self.ctx):
+                finding = self.emit(rule, hit, view.file, view.line, view.index, view.id)
+                if self.fix and finding.fixable and rule.fixer is not None and view.raw is not None:
+                    record = fixes.get(view.index, view.raw)
+                    fixed = rule.fixer(record, self.ctx)
+                    if fixed is not None:
+                        fixes[view.index] = fixed
+                        finding.fixed = True
+                        self.report.fixed += 1
+
+    def media_checks(self, views: list[RecordView]) -> None:
+        if not self.media_rules:
+            return
+        items: list[MediaView] = []
+        for view in views:
+            for kind, paths in (("image", view.images), ("video", view.videos)):
+                for k, path in enumerate(paths):
+                    declared = view.declared_sizes[k] if kind == "image" and k < len(view.declared_sizes) else None
+                    resolved, error = None, None
+                    try:
+                        resolved = self.ctx.resolver.resolve(path) if self.ctx.resolver else path
+                    except RecordError as exc:
+                        error = f"{exc.what}; {exc.fix}"
+                    items.append(MediaView(view, kind, k, path, resolved, error, declared))
+        infos = self.ctx.inspector.inspect_many(sorted({m.resolved for m in items if m.resolved and m.kind == "image"}))
+        self.report.media += len(items)
+        for m in items:
+            m.info = infos.get(m.resolved) if m.resolved else None
+            for rule in self.media_rules:
+                for hit in rule.check(m, self.ctx):
+                    self.emit(rule, hit, m.record.file, m.record.line, m.record.index, m.record.id)
+
+    def file_checks(self, fv: FileView) -> None:
+        for rule in self.file_rules:
+            for hit in rule.check(fv, self.ctx):
+                self.emit(rule, hit, fv.path, hit.get("line"), None)
+
+    def apply_fixes(self, path: str, layout: str, fixes: dict[int, dict[str, Any]]) -> None:
+        """Rewrite ``path`` with the fixed records, atomically; other records keep their bytes."""
+        if layout == "jsonl":
+            out, index = [], 0
+            with open(path, "rb") as f:
+                for line in f:
+                    if line.strip():
+                        out.append(orjson.dumps(fixes[index]) + b"\n" if index in fixes else line)
+                        index += 1
+                    else:
+                        out.append(line)
+            atomic_write_bytes(path, b"".join(out))
+        elif layout == "json":
+            with open(path, "rb") as f:
+                records = orjson.loads(f.read())
+            for i, rec in fixes.items():
+                records[i] = rec
+            atomic_write_bytes(path, orjson.dumps(records, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def _chunks(records: Iterator[Raw], size: int, runner: Runner, file: str) -> Iterator[list[Raw]]:
+    chunk: list[Raw] = []
+    try:
+        for raw in records:
+            chunk.append(raw)
+            if len(chunk) >= size:
+                yield chunk
+                chunk = []
+    except SyntaxErrorInFile as exc:
+        runner.report.findings.append(
+            Finding(
+                "VD001",
+                "unreadable-file",
+                "error",
+                f"JSON syntax error at line {exc.line} column {exc.column}: {exc.message}; the rest of the file "
+                "cannot be read (fix the JSON: a trailing comma or a missing bracket is the usual cause)",
+                file,
+                exc.line,
+            )
+        )
+    if chunk:
+        yield chunk
+
+
+def validate(
+    paths: Iterable[str] | str,
+    *,
+    target: str | None = None,
+    from_format: str | None = None,
+    model: str | None = None,
+    max_length: int | None = None,
+    tokenizer: str | None = None,
+    root: str | None = None,
+    select: Iterable[str] | None = None,
+    ignore: Iterable[str] | None = None,
+    fix: bool = False,
+    allow_outside_root: bool = False,
+    cache_dir: str | None = None,
+    threads: int = 8,
+) -> ValidationReport:
+    """Check data files, folders or InternVL meta files; returns every finding."""
+    import time
+
+    started = time.perf_counter()
+    if isinstance(paths, str):
+        paths = [paths]
+    if target is not None and target not in TARGETS:
+        raise VlmdataError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    rules = selected(select, ignore)
+    ctx = ValidationContext(
+        target or "swift", model, max_length, tokenizer, inspector=MediaInspector(cache_dir=cache_dir, threads=threads)
+    )
+    report = ValidationReport()
+    options = Options(root=root, allow_outside_root=allow_outside_root)  # the decoder itself never refuses a path
+    runner = Runner(rules, ctx, report, fix, options)
+    try:
+        for t in expand(paths, root):
+            runner.run_target(t, from_format, target)
+    finally:
+        ctx.inspector.close()
+    report.seconds = time.perf_counter() - started
+    return report

@@ -229,6 +229,100 @@ def print_report(report: ConvertReport) -> None:
 
 
 @main.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option(
+    "--target",
+    type=click.Choice(["internvl", "llamafactory", "swift", "llava", "qwen", "hf"]),
+    help="Check against this consumer's rules (default: the one that reads the file's format).",
+)
+@click.option("--from", "from_format", type=click.Choice(list(FORMATS)), help="Input format (default: detected).")
+@click.option(
+    "--model",
+    type=click.Choice(["internvl2.5", "internvl3", "qwen2-vl", "qwen2.5-vl", "llava-1.5"]),
+    help="Compute image tokens for this model (token-budget rules).",
+)
+@click.option("--max-length", type=click.IntRange(1), help="Flag records whose tokens exceed this length.")
+@click.option(
+    "--tokenizer", type=click.Path(exists=True, file_okay=False), help="Tokenizer folder for exact text tokens."
+)
+@click.option("--root", help="Media root (default: the format's own, see `vlmdata convert --help`).")
+@click.option("--allow-outside-root", is_flag=True, help="Do not report media paths that leave the root.")
+@click.option("--select", help="Comma-separated rule code prefixes to run (default: all), e.g. VD1,VD301.")
+@click.option("--ignore", help="Comma-separated rule code prefixes to skip.")
+@click.option("--fix", is_flag=True, help="Apply the safe fixes in place (the files are rewritten atomically).")
+@click.option(
+    "--output-format",
+    type=click.Choice(["rich", "text", "json", "github"]),
+    default="rich",
+    show_default=True,
+    help="rich summary, ruff-style lines, JSON, or GitHub workflow annotations.",
+)
+@click.option("--statistics", is_flag=True, help="Print the number of findings per rule.")
+@click.option("--cache-dir", help="Where header probes are cached (default: $VLMDATA_CACHE_DIR or ~/.cache/vlmdata).")
+def validate(
+    paths: tuple[str, ...], select: str | None, ignore: str | None, output_format: str, statistics: bool, **kw: Any
+) -> None:
+    """Check data files, folders or InternVL meta files before training; exit 1 on errors.
+
+    \b
+    vlmdata validate data/train.jsonl --root data/images
+    vlmdata validate meta.json
+    vlmdata validate data/ --target internvl --model qwen2-vl --max-length 4096
+    vlmdata validate data.jsonl --select VD1 --ignore VD105 --fix
+    """
+    from vlmdata.validators import reporters
+    from vlmdata.validators.config import find_pyproject, load_config
+    from vlmdata.validators.engine import validate as run_validate
+
+    try:
+        config = load_config(find_pyproject(os.path.dirname(os.path.abspath(paths[0]))))
+        for key, value in config.items():
+            name = {"max-length": "max_length", "from": "from_format"}.get(key, key)
+            if name in kw and kw[name] in (None, False):
+                kw[name] = value
+        sel = select.split(",") if select else config.get("select")
+        ign = ignore.split(",") if ignore else config.get("ignore")
+        report = run_validate(list(paths), select=sel, ignore=ign, **kw)
+    except VlmdataError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        sys.exit(2)
+    out = sys.stdout
+    if output_format == "rich":
+        reporters.print_rich(report, Console(highlight=False, soft_wrap=True))
+    elif output_format == "text":
+        reporters.write_text(report, out)
+    elif output_format == "json":
+        reporters.write_json(report, out)
+    else:
+        reporters.write_github(report, out)
+    if statistics:
+        reporters.write_statistics(report, out)
+    sys.exit(1 if report.errors else 0)
+
+
+@main.command()
+@click.argument("code", required=False)
+@click.option("--all", "show_all", is_flag=True, help="Every rule's documentation.")
+def rule(code: str | None, show_all: bool) -> None:
+    """Explain a rule: what it checks, why it matters, an example and the fix (`vlmdata rule VD101`)."""
+    from vlmdata.validators.registry import RULES, iter_docs, load_rules
+
+    load_rules()
+    if show_all:
+        click.echo("\n".join(r.doc() for r in iter_docs()))
+        return
+    if not code:
+        for r in iter_docs():
+            click.echo(f"{r.code}  {r.severity:<8} {r.name}")
+        return
+    found = RULES.get(code.upper())
+    if found is None:
+        err.print(f"[red]error:[/] no rule {code!r}; `vlmdata rule` lists them")
+        sys.exit(2)
+    click.echo(found.doc())
+
+
+@main.command()
 def formats() -> None:
     """List the supported formats, their fields and box conventions."""
     table = Table(title="vlmdata formats", show_lines=True)

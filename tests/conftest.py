@@ -32,3 +32,17 @@ def realdata() -> Path:
     if not REALDATA.is_dir():
         pytest.skip("../shared/realdata is not present in this checkout")
     return REALDATA
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _probe_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory):
+    """Header-probe caches of the tests go to a temporary folder, never to ~/.cache."""
+    import os
+
+    old = os.environ.get("VLMDATA_CACHE_DIR")
+    os.environ["VLMDATA_CACHE_DIR"] = str(tmp_path_factory.mktemp("probe-cache"))
+    yield
+    if old is None:
+        os.environ.pop("VLMDATA_CACHE_DIR", None)
+    else:
+        os.environ["VLMDATA_CACHE_DIR"] = old

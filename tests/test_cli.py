@@ -123,3 +123,17 @@ def test_json_report_goes_to_stderr_when_data_is_on_stdout(tmp_path: Path):
     assert proc.returncode == 0
     assert [json.loads(line) for line in proc.stdout.splitlines()] == [GOOD]
     assert '"written": 1' in proc.stderr and "-> <stdout> (swift)" in proc.stderr
+
+
+def test_readme_rules_section_is_generated_from_the_registry():
+    from vlmdata.validators.registry import markdown_table
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("<!-- rules:start -->\n", 1)[1].split("<!-- rules:end -->", 1)[0]
+    assert section == markdown_table(), "regenerate with: vlmdata rule --markdown"
+
+
+def test_rule_command_prints_docs():
+    res = run("rule", "VD101")
+    assert res.exit_code == 0 and "## What it does" in res.output and "## Why is this bad?" in res.output
+    assert run("rule", "VD999").exit_code == 2

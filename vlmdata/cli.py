@@ -245,6 +245,15 @@ def print_report(report: ConvertReport) -> None:
 @click.option(
     "--tokenizer", type=click.Path(exists=True, file_okay=False), help="Tokenizer folder for exact text tokens."
 )
+@click.option(
+    "--max-dynamic-patch",
+    type=click.IntRange(1),
+    default=12,
+    show_default=True,
+    help="InternVL tiles per image (a meta entry's max_dynamic_patch wins).",
+)
+@click.option("--min-pixels", "min_pixels", type=click.IntRange(1), help="Qwen smart_resize min_pixels.")
+@click.option("--max-pixels", "max_pixels", type=click.IntRange(1), help="Qwen smart_resize max_pixels.")
 @click.option("--root", help="Media root (default: the format's own, see `vlmdata convert --help`).")
 @click.option("--allow-outside-root", is_flag=True, help="Do not report media paths that leave the root.")
 @click.option("--select", help="Comma-separated rule code prefixes to run (default: all), e.g. VD1,VD301.")
@@ -303,11 +312,17 @@ def validate(
 @main.command()
 @click.argument("code", required=False)
 @click.option("--all", "show_all", is_flag=True, help="Every rule's documentation.")
-def rule(code: str | None, show_all: bool) -> None:
+@click.option("--markdown", is_flag=True, help="All rules as a markdown table (the README's rules section).")
+def rule(code: str | None, show_all: bool, markdown: bool) -> None:
     """Explain a rule: what it checks, why it matters, an example and the fix (`vlmdata rule VD101`)."""
     from vlmdata.validators.registry import RULES, iter_docs, load_rules
 
     load_rules()
+    if markdown:
+        from vlmdata.validators.registry import markdown_table
+
+        click.echo(markdown_table(), nl=False)
+        return
     if show_all:
         click.echo("\n".join(r.doc() for r in iter_docs()))
         return

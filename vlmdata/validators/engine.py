@@ -70,8 +70,12 @@ class ValidationReport:
         }
 
 
+META_KEYS = ("annotation", "repeat_time", "data_augment")  # keys only an InternVL meta entry has
+
+
 def is_internvl_meta(path: str) -> bool:
-    """A JSON object whose values are entries with an ``annotation`` (FORMATS.md 2.1)."""
+    """A JSON object of entries, one at least with an InternVL key such as ``annotation`` (FORMATS.md 2.1);
+    entries that lack a required key are still meta entries (the VD4 rules report them)."""
     if not path.endswith(".json") or os.path.getsize(path) > 10_000_000:
         return False
     try:
@@ -80,8 +84,26 @@ def is_internvl_meta(path: str) -> bool:
     except (OSError, orjson.JSONDecodeError):
         return False
     return (
-        isinstance(data, dict) and bool(data) and all(isinstance(v, dict) and "annotation" in v for v in data.values())
+        isinstance(data, dict)
+        and bool(data)
+        and all(isinstance(v, dict) for v in data.values())
+        and any(k in v for v in data.values() for k in META_KEYS)
     )
+
+
+def is_broken_meta(path: str) -> bool:
+    """A .json file that is not valid JSON but reads like an InternVL meta file (an object naming annotations)."""
+    if not path.endswith(".json") or os.path.getsize(path) > 10_000_000:
+        return False
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        orjson.loads(data)
+        return False
+    except OSError:
+        return False
+    except orjson.JSONDecodeError:
+        return data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{" and b'"annotation"' in data
 
 
 def expand(paths: Iterable[str], root: str | None) -> Iterator[Target]:
@@ -100,6 +122,8 @@ def expand(paths: Iterable[str], root: str | None) -> Iterator[Target]:
             raise VlmdataError(f"{path}: no such file")
         elif is_internvl_meta(path):
             yield from meta_targets(path)
+        elif is_broken_meta(path):
+            yield Target(path, root, meta_file=path)  # the VD4 rules say where the JSON breaks
         else:
             yield Target(path, root)
 
@@ -173,12 +197,19 @@ class Runner:
         try:
             opened = open_records(target.path, target.format or forced_format)
         except VlmdataError as exc:
+            if target.meta_file is not None:  # a meta entry's keys, or the meta file's JSON, are still checked
+                fv.layout = "meta" if target.meta_file == target.path else "unreadable"
+                before = len(self.report.findings)
+                self.file_checks(fv)
+                if fv.layout == "meta" and any(f.severity == "error" for f in self.report.findings[before:]):
+                    return  # the meta file's syntax error is reported with its line (VD410)
             self.report.findings.append(Finding("VD001", "unreadable-file", "error", str(exc), target.path))
             return
         self.report.files.append(target.path)
         fv.format, fv.layout = opened.codec.name, opened.layout
         self.ctx.target = forced_target or TARGET_OF_FORMAT.get(opened.codec.name, "swift")
         self.ctx.new_file()
+        self.ctx.file_state["file"] = fv  # record rules may need the file (e.g. its meta entry's max_dynamic_patch)
         root = target.root if target.root is not None else self.options.root
         in_root = root if root is not None else default_root(opened.codec, target.path)
         resolver = PathResolver(in_root, explicit_root=root is not None, allow_outside=True)
@@ -253,7 +284,7 @@ class Runner:
     def file_checks(self, fv: FileView) -> None:
         for rule in self.file_rules:
             for hit in rule.check(fv, self.ctx):
-                self.emit(rule, hit, fv.path, hit.get("line"), None)
+                self.emit(rule, hit, hit.get("file", fv.path), hit.get("line"), None)  # meta entry rules: the meta file
 
     def apply_fixes(self, path: str, layout: str, fixes: dict[int, dict[str, Any]]) -> None:
         """Rewrite ``path`` with the fixed records, atomically; other records keep their bytes."""
@@ -314,6 +345,9 @@ def validate(
     allow_outside_root: bool = False,
     cache_dir: str | None = None,
     threads: int = 8,
+    max_dynamic_patch: int = 12,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
 ) -> ValidationReport:
     """Check data files, folders or InternVL meta files; returns every finding."""
     import time
@@ -325,7 +359,14 @@ def validate(
         raise VlmdataError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     rules = selected(select, ignore)
     ctx = ValidationContext(
-        target or "swift", model, max_length, tokenizer, inspector=MediaInspector(cache_dir=cache_dir, threads=threads)
+        target or "swift",
+        model,
+        max_length,
+        tokenizer,
+        max_dynamic_patch=max_dynamic_patch,
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+        inspector=MediaInspector(cache_dir=cache_dir, threads=threads),
     )
     report = ValidationReport()
     options = Options(root=root, allow_outside_root=allow_outside_root)  # the decoder itself never refuses a path

@@ -122,3 +122,12 @@ def load_rules() -> None:
 def iter_docs() -> Iterator[Rule]:
     load_rules()
     yield from (RULES[c] for c in sorted(RULES))
+
+
+def markdown_table() -> str:
+    """The rules as a markdown table (the README's rules section is this output)."""
+    rows = ["| code | name | severity | what it checks |", "|---|---|---|---|"]
+    for r in iter_docs():
+        what = " ".join(r.what.split()).replace("|", "\\|")
+        rows.append(f"| `{r.code}` | {r.name} | {r.severity} | {what} |")
+    return "\n".join(rows) + "\n"

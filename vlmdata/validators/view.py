@@ -108,7 +108,8 @@ def _content_text(content: Any) -> str:
             if isinstance(block, dict):
                 kind = block.get("type")
                 if kind == "text":
-                    parts.append(str(block.get("text", "")))
+                    text = block.get("text")
+                    parts.append(str(block.get("value", "") if text is None else text))  # LLaMA-Factory v1: value
                 elif kind in BLOCK_TAGS:
                     parts.append(BLOCK_TAGS[kind])
         return "".join(parts)

@@ -6,8 +6,8 @@ VD4 data files and meta, VD5 token budget.
 
 from vlmdata.validators.rules import reading  # noqa: F401
 
-# anchor: records (VD1)
-# anchor: grounding (VD2)
-# anchor: media (VD3)
-# anchor: files (VD4)
-# anchor: budget (VD5)
+from vlmdata.validators.rules import records  # noqa: F401  # isort: skip
+from vlmdata.validators.rules import grounding  # noqa: F401  # isort: skip
+from vlmdata.validators.rules import media  # noqa: F401  # isort: skip
+from vlmdata.validators.rules import files  # noqa: F401  # isort: skip
+from vlmdata.validators.rules import budget  # noqa: F401  # isort: skip

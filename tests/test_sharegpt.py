@@ -12,16 +12,14 @@ from click.testing import CliRunner
 import vlmdata
 from vlmdata.cli import main
 from vlmdata.convert.codec import Options
-from vlmdata.convert.frames import convert_box
 from vlmdata.convert.placeholders import count_slots
 from vlmdata.convert.registry import get_codec
 from vlmdata.convert.sharegpt import DEFAULT_TAGS
 from vlmdata.errors import RecordError, VlmdataError
-from vlmdata.schemas.sample import Box, Boxes, Frame, ImageSlot, MediaRef, Message, Ref, Sample, Text
+from vlmdata.schemas.sample import Box, Boxes, Frame, ImageSlot, MediaRef, Message, Sample, Text
 
 from .conftest import make_image, read_jsonl, write_jsonl
-
-SIZE = (200, 100)
+from .samples import SIZE, canonical, summary
 
 
 def case(realdata: Path, name: str) -> tuple[Path, dict]:
@@ -378,52 +376,6 @@ def test_cli_dataset_info(tmp_path: Path):
 
 
 # --- round trips --------------------------------------------------------------------------------
-
-
-def canonical(root: Path) -> list[Sample]:
-    def media() -> list[MediaRef]:
-        return [MediaRef("a.png", str(root / "a.png"))]
-
-    return [
-        Sample(
-            [Message("user", [ImageSlot(0), Text("\nDescribe the picture.")]), Message("assistant", [Text("Purple.")])],
-            media(),
-            id="s0",
-        ),
-        Sample(
-            [
-                Message("user", [ImageSlot(0), Text("\nWhere is "), Ref("the cat"), Text("?")]),
-                Message("assistant", [Ref("the cat"), Boxes((Box(20, 10, 100, 60, Frame.PIXEL),))]),
-            ],
-            media(),
-            id="s1",
-        ),
-        Sample(
-            [
-                Message("user", [ImageSlot(0), Text("\nFirst question")]),
-                Message("assistant", [Text("First answer")]),
-                Message("user", [Text("Second question")]),
-                Message("assistant", [Text("Second answer")]),
-            ],
-            media(),
-            id="s2",
-        ),
-    ]
-
-
-def summary(s: Sample) -> list[tuple[str, str, list[tuple[float, ...]]]]:
-    out = []
-    for m in s.messages:
-        text, boxes = [], []
-        for p in m.parts:
-            if isinstance(p, Text | Ref):
-                text.append(p.text)
-            elif isinstance(p, ImageSlot):
-                text.append("<image>")
-            elif isinstance(p, Boxes):
-                boxes.extend(convert_box(b, Frame.PIXEL, lambda: SIZE)[0].coords() for b in p.boxes)
-        out.append((m.role, "".join(text).rstrip(), boxes))  # LLaVA puts a space between a ref and its box
-    return out
 
 
 EXT = {"swift": ".jsonl", "internvl": ".jsonl", "llava": ".json"}

@@ -137,3 +137,23 @@ def test_rule_command_prints_docs():
     res = run("rule", "VD101")
     assert res.exit_code == 0 and "## What it does" in res.output and "## Why is this bad?" in res.output
     assert run("rule", "VD999").exit_code == 2
+
+
+def test_validate_reads_tool_vlmdata_of_the_data_repo_only(tmp_path: Path, monkeypatch):
+    repo = tmp_path / "ds"
+    (repo / "images").mkdir(parents=True)
+    (repo / "pyproject.toml").write_text('[tool.vlmdata]\nroot = "images"\nignore = ["VD103"]\n')
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(repo / "images" / "a.png")
+    rows = [
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], "images": ["a.png"]}
+    ]
+    src = write_jsonl(repo / "train.jsonl", rows)
+    res = run("validate", str(src), "--output-format", "text")
+    assert res.exit_code == 0, res.output  # root from the data repo's pyproject; VD103 ignored there
+    assert "VD103" not in res.output
+    other = write_jsonl(tmp_path / "elsewhere" / "train.jsonl", rows)
+    monkeypatch.chdir(repo)  # the working directory's pyproject must not apply to other files
+    res = run("validate", str(other), "--output-format", "text")
+    assert res.exit_code == 1 and "VD301" in res.output and "VD103" in res.output

@@ -284,7 +284,8 @@ def validate(
     from vlmdata.validators.engine import validate as run_validate
 
     try:
-        config = load_config(find_pyproject(os.path.dirname(os.path.abspath(paths[0]))))
+        first = os.path.abspath(paths[0])
+        config = load_config(find_pyproject(first if os.path.isdir(first) else os.path.dirname(first)))
         for key, value in config.items():
             name = {"max-length": "max_length", "from": "from_format"}.get(key, key)
             if name in kw and kw[name] in (None, False):

@@ -28,9 +28,9 @@ def find_pyproject(start: str | None = None) -> str | None:
         folder = parent
 
 
-def load_config(path: str | None = None) -> dict[str, Any]:
-    """The ``[tool.vlmdata]`` table (empty when there is none); unknown keys are a usage error."""
-    path = path or find_pyproject()
+def load_config(path: str | None) -> dict[str, Any]:
+    """The ``[tool.vlmdata]`` table of ``path`` (empty when None or absent); unknown keys are a
+    usage error."""
     if path is None:
         return {}
     try:

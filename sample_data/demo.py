@@ -159,6 +159,21 @@ def stdin_stdout_demo() -> bool:
     return True
 
 
+def validate_demo() -> bool:
+    """`vlmdata validate` on the InternVL meta the demo wrote, with a token budget: records whose
+    images tile past 3,000 tokens with InternVL3 (4:3 images: 13 tiles x 256) are expected errors."""
+    console.rule("vlmdata validate")
+    args = ["validate", f"{OUT}/meta.json", "--model", "internvl3", "--max-length", "3000"]
+    console.print("$ vlmdata " + " ".join(args), markup=False)
+    proc = vlmdata(*args, "--output-format", "text")
+    stdout = proc.stdout.decode()
+    console.print(stdout.rstrip(), markup=False)
+    expected = proc.returncode == 1 and "VD501" in stdout
+    if not expected:
+        console.print(f"[red]unexpected validate result (exit {proc.returncode})[/]\n{proc.stderr.decode()}")
+    return expected
+
+
 def main() -> int:
     out = REPO / OUT
     if out.exists():
@@ -183,6 +198,7 @@ def main() -> int:
     show_meta()
     console.print(f"Outputs: {OUT}/<source>-to-<target>.json[l]", markup=False)
     ok = stdin_stdout_demo() and ok
+    ok = validate_demo() and ok
     console.rule()
     console.print("[green]demo finished[/]" if ok else "[red]demo found unexpected results (see above)[/]")
     return 0 if ok else 1

@@ -354,5 +354,16 @@ def formats() -> None:
     Console(width=max(140, Console().width)).print(table)
 
 
+def _add_tool_commands() -> None:
+    """The dataset tools (meta, split, transform, filter, stats, show) live in vlmdata/tools."""
+    from vlmdata.tools.meta_cli import META_COMMANDS
+
+    for command in META_COMMANDS:
+        main.add_command(command)
+
+
+_add_tool_commands()
+
+
 if __name__ == "__main__":  # pragma: no cover
     main(prog_name=os.path.basename(sys.argv[0]))

@@ -1,0 +1,1 @@
+"""Dataset tools: meta files, transforms, filters, splits, stats and show."""

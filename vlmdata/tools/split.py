@@ -1,0 +1,189 @@
+"""Deterministic train/val split, streamed in two passes (count, then write).
+
+The val indices are ``random.Random(seed).sample(range(n), k)`` with ``k = round(n * val)``
+(at least 1 when n > 1, at most n - 1). Every input record is decoded: one that decodes is
+written to train or val (as read, byte for byte, unless ``to`` names another format), one that
+does not is rejected with its reason, so ``records_in = train + val + rejected``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from vlmdata.convert.codec import Options, Tally, WriteContext
+from vlmdata.convert.io import RecordWriter, SyntaxErrorInFile
+from vlmdata.convert.pipeline import DATA_ERRORS, Decoder, display_name, open_records, resolver_for, unreadable
+from vlmdata.convert.registry import get_codec
+from vlmdata.convert.report import Rejection
+from vlmdata.errors import RecordError, VlmdataError
+from vlmdata.media.paths import PathResolver
+
+
+@dataclass
+class SplitReport:
+    source: str
+    input_format: str
+    output_format: str
+    train_path: str
+    val_path: str
+    records_in: int = 0
+    train: int = 0
+    val: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+
+    @property
+    def rejected(self) -> int:
+        return len(self.rejections)
+
+    @property
+    def ok(self) -> bool:
+        return not self.rejections
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "input_format": self.input_format,
+            "output_format": self.output_format,
+            "train": self.train_path,
+            "val": self.val_path,
+            "records_in": self.records_in,
+            "train_records": self.train,
+            "val_records": self.val,
+            "rejected": self.rejected,
+            "rejections": [{"where": r.where(), "error": r.error, "fix": r.fix} for r in self.rejections],
+        }
+
+
+def val_count(n: int, val: float) -> int:
+    if n <= 1:
+        return 0
+    return min(max(1, round(n * val)), n - 1)
+
+
+def check_ratio(val: Any) -> float:
+    if isinstance(val, bool) or not isinstance(val, int | float) or not 0 < val < 1:
+        raise VlmdataError(f"--val must be a fraction between 0 and 1 (exclusive), e.g. 0.02; got {val!r}")
+    return float(val)
+
+
+def split(
+    src: str,
+    out_dir: str,
+    val: float = 0.02,
+    seed: int = 0,
+    to: str | None = None,
+    root: str | None = None,
+    from_format: str | None = None,
+) -> SplitReport:
+    """Split ``src`` into ``out_dir/train.<ext>`` and ``out_dir/val.<ext>`` (see the module doc)."""
+    val = check_ratio(val)
+    if src == "-":
+        raise VlmdataError("split reads its input twice; give a file, not stdin")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise VlmdataError(f"{out_dir}: not a folder; -o names the folder that gets train and val files")
+    # pass 1: count
+    opened = open_records(src, from_format)
+    codec, in_layout = opened.codec, opened.layout
+    n = 0
+    try:
+        for _ in opened.records:
+            n += 1
+    except SyntaxErrorInFile as exc:
+        if exc.index == 0:
+            raise unreadable(display_name(src), exc) from None
+        n = exc.index + 1  # the broken element counts (and is rejected in pass 2)
+    finally:
+        opened.close()
+    k = val_count(n, val)
+    val_idx = set(random.Random(seed).sample(range(n), k))
+
+    target = get_codec(to) if to else codec
+    raw_copy = to is None and in_layout in ("json", "jsonl")
+    layout = in_layout if in_layout in target.layouts else target.default_layout
+    ext = {"jsonl": ".jsonl", "json": ".json", "parquet": ".parquet"}[layout]
+    train_path = os.path.join(out_dir, "train" + ext)
+    val_path = os.path.join(out_dir, "val" + ext)
+    for p in (train_path, val_path):
+        if os.path.exists(p) and os.path.samefile(p, src):
+            raise VlmdataError(f"{p}: the output would overwrite the input; write somewhere else")
+    name = display_name(src)
+    report = SplitReport(name, codec.name, target.name, train_path, val_path)
+
+    options = Options(root=root, allow_outside_root=True)  # a split never refuses a path
+    in_resolver = resolver_for(codec, src, options)
+    decoder = Decoder(codec, name, in_resolver, options, Tally())
+    wctx = WriteContext(
+        PathResolver(in_resolver.root, explicit_root=root is not None, allow_outside=True), options, Tally()
+    )
+    os.makedirs(out_dir, exist_ok=True)
+    writers = {}
+    for key, path in (("train", train_path), ("val", val_path)):
+        writers[key] = (None if raw_copy else target.open_output(path, layout, options)) or RecordWriter(path, layout)
+    opened = open_records(src, codec.name)
+    try:
+        index = -1
+        try:
+            for raw in opened.records:
+                index = raw.index
+                report.records_in += 1
+                try:
+                    sample = decoder.decode(raw)
+                    data = _raw_bytes(raw.payload) if raw_copy else orjson.dumps(target.encode(sample, wctx))
+                except DATA_ERRORS as exc:
+                    report.rejections.append(_rejection(name, raw.line, raw.index, raw.payload, exc))
+                    continue
+                key = "val" if raw.index in val_idx else "train"
+                writers[key].write_bytes(data)
+        except SyntaxErrorInFile as exc:
+            report.records_in += 1
+            report.rejections.append(
+                Rejection(
+                    name,
+                    exc.line,
+                    index + 1,
+                    None,
+                    f"JSON syntax error at line {exc.line} column {exc.column}: {exc.message}; "
+                    "the rest of the file cannot be read",
+                    "fix the JSON (a trailing comma or a missing bracket is the usual cause)",
+                )
+            )
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+    finally:
+        opened.close()
+    for w in writers.values():
+        w.commit()
+    report.train, report.val = writers["train"].count, writers["val"].count
+    return report
+
+
+def _raw_bytes(payload: Any) -> bytes:
+    if isinstance(payload, bytes | bytearray):
+        return bytes(payload).rstrip(b"\r\n")
+    return orjson.dumps(payload)
+
+
+def _rejection(name: str, line: int | None, index: int, payload: Any, exc: BaseException) -> Rejection:
+    record_id = None
+    try:
+        value = orjson.loads(payload) if isinstance(payload, bytes | bytearray) else payload
+        record_id = value.get("id") if isinstance(value, dict) else None
+    except orjson.JSONDecodeError:
+        pass
+    if isinstance(exc, RecordError):
+        return Rejection(name, line, index, record_id, exc.what, exc.fix)
+    return Rejection(
+        name,
+        line,
+        index,
+        record_id,
+        f"unexpected record shape ({type(exc).__name__}: {exc})",
+        "check the record against the format's fields (vlmdata formats)",
+    )

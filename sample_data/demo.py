@@ -174,6 +174,21 @@ def validate_demo() -> bool:
     return expected
 
 
+def gallery_demo() -> bool:
+    """`vlmdata show`: a self-contained HTML gallery of the sample data with the boxes drawn."""
+    console.rule("vlmdata show")
+    args = ["show", "sample_data/internvl/meta.json", "--first", "5", "-o", f"{OUT}/gallery.html"]
+    console.print("$ vlmdata " + " ".join(args), markup=False)
+    proc = vlmdata(*args)
+    gallery = REPO / OUT / "gallery.html"
+    ok = proc.returncode == 0 and gallery.is_file()
+    console.print(
+        f"gallery: {gallery} (open it in a browser)" if ok else f"[red]show failed[/]\n{proc.stderr.decode()}",
+        markup=not ok,
+    )
+    return ok
+
+
 def main() -> int:
     out = REPO / OUT
     if out.exists():
@@ -199,6 +214,7 @@ def main() -> int:
     console.print(f"Outputs: {OUT}/<source>-to-<target>.json[l]", markup=False)
     ok = stdin_stdout_demo() and ok
     ok = validate_demo() and ok
+    ok = gallery_demo() and ok
     console.rule()
     console.print("[green]demo finished[/]" if ok else "[red]demo found unexpected results (see above)[/]")
     return 0 if ok else 1

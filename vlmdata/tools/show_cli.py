@@ -1,0 +1,118 @@
+"""``vlmdata stats`` and ``vlmdata show``: click commands, added to the main group by ``vlmdata.cli``.
+
+Exit status: 0 done, 2 bad input (missing file, index out of range, missing image for a PNG...).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from vlmdata.convert.registry import FORMATS
+from vlmdata.errors import RecordError, VlmdataError
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _fail(exc: BaseException) -> None:
+    msg = f"{exc.filename or ''}: {exc.strerror or exc}" if isinstance(exc, OSError) else str(exc)
+    err.print(f"[red]error:[/] {escape(msg)}")
+    sys.exit(2)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--root", help="Media root (default: the format's own; a meta entry's root wins).")
+@click.option("--from", "from_format", type=click.Choice(list(FORMATS)), help="Input format (default: detected).")
+@click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON on stdout.")
+def stats(paths: tuple[str, ...], root: str | None, from_format: str | None, as_json: bool) -> None:
+    """Samples, turns, images, image sizes, boxes and text lengths of data files, folders or meta files.
+
+    Image sizes come from file headers (cached); boxes are measured in pixels of the original image.
+
+    \b
+    vlmdata stats data/
+    vlmdata stats train.jsonl --root images/ --json
+    vlmdata stats meta.json
+    """
+    from vlmdata.tools.stats import compute_stats, render_stats
+
+    try:
+        data = compute_stats(list(paths), root=root, from_format=from_format).to_dict()
+    except (VlmdataError, RecordError, OSError) as exc:
+        _fail(exc)
+        return
+    if as_json:
+        import orjson
+
+        click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+    else:
+        render_stats(data, Console(highlight=False))
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, help="A .png file (one sample) or a .html file (a gallery).")
+@click.option("--index", type=int, help="The record to show (0-based over the input, in order).")
+@click.option("--sample", "sample_n", type=click.IntRange(1), help="Gallery of N records chosen at random.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed for --sample.")
+@click.option("--first", "first_n", type=click.IntRange(1), help="Gallery of the first N records (default 20).")
+@click.option("--root", help="Media root (default: the format's own; a meta entry's root wins).")
+@click.option("--from", "from_format", type=click.Choice(list(FORMATS)), help="Input format (default: detected).")
+def show(
+    paths: tuple[str, ...],
+    output: str,
+    index: int | None,
+    sample_n: int | None,
+    seed: int,
+    first_n: int | None,
+    root: str | None,
+    from_format: str | None,
+) -> None:
+    """Draw a sample's boxes and refs on its images (after converting them to pixels).
+
+    A .png output holds one record (--index, default 0); a sample with several images has them
+    side by side in that file. A .html output is a self-contained gallery of --sample N records
+    (random, --seed), --first N records, or the --index record, each next to its conversation.
+
+    \b
+    vlmdata show data.jsonl --index 12 -o sample.png
+    vlmdata show data.jsonl --sample 50 -o report.html
+    """
+    from vlmdata.tools.show import pick_first, pick_index, pick_sample, save_gallery, save_png
+
+    lower = output.lower()
+    chosen = sum(x is not None for x in (index, sample_n, first_n))
+    try:
+        if chosen > 1:
+            raise VlmdataError("give one of --index, --sample, --first")
+        if lower.endswith(".png"):
+            if sample_n is not None or first_n is not None:
+                raise VlmdataError("a PNG holds one sample: use --index N (or write a .html gallery)")
+            item = pick_index(list(paths), index or 0, root, from_format)
+            assert item.sample is not None
+            result = save_png(item.sample, output)
+            for note in result.notes:
+                err.print(f"[yellow]note:[/] {escape(note)}")
+            err.print(f"{escape(item.where())} -> {escape(output)}")
+        elif lower.endswith((".html", ".htm")):
+            if index is not None:
+                items = [(index, pick_index(list(paths), index, root, from_format))]
+            elif sample_n is not None:
+                items = pick_sample(list(paths), sample_n, seed, root, from_format)
+            else:
+                items = pick_first(list(paths), first_n or 20, root, from_format)
+            if not items:
+                raise VlmdataError(f"{', '.join(paths)}: no records to show")
+            save_gallery(items, output, title=f"vlmdata show {' '.join(paths)}")
+            err.print(f"{len(items)} sample(s) -> {escape(output)}")
+        else:
+            raise VlmdataError(f"{output}: the output must be a .png (one sample) or a .html (gallery) file")
+    except (VlmdataError, RecordError, OSError) as exc:
+        _fail(exc)
+
+
+SHOW_COMMANDS = [stats, show]

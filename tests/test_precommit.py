@@ -19,7 +19,12 @@ def try_repo(cwd: Path, home: Path, *files: str) -> subprocess.CompletedProcess[
     env = dict(os.environ, PRE_COMMIT_HOME=str(home), PIP_DISABLE_PIP_VERSION_CHECK="1")
     return subprocess.run(
         [str(PRE_COMMIT), "try-repo", str(REPO), "vlmdata-validate", "--verbose", "--files", *files],
-        cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=900,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
     )
 
 

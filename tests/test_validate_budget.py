@@ -150,8 +150,10 @@ def test_vd502_images_plus_text_over_max_length(tmp_path: Path):
 
 
 def test_vd502_text_only_record(tmp_path: Path):
-    src = write_jsonl(tmp_path / "t.jsonl", [{"messages": [{"role": "user", "content": "x " * 2000},
-                                                           {"role": "assistant", "content": "y"}]}])
+    src = write_jsonl(
+        tmp_path / "t.jsonl",
+        [{"messages": [{"role": "user", "content": "x " * 2000}, {"role": "assistant", "content": "y"}]}],
+    )
     report = validate(str(src), model="qwen2.5-vl", max_length=500, select=["VD5"])
     assert _codes(report) == ["VD502"]
     assert "drops the row silently" in report.findings[0].message  # ms-swift's consumer
@@ -161,8 +163,12 @@ def test_qwen_budget_rule(tmp_path: Path):
     img = make_image(tmp_path / "p.png", (640, 428))
     src = write_jsonl(
         tmp_path / "s.jsonl",
-        [{"messages": [{"role": "user", "content": "<image>q"}, {"role": "assistant", "content": "a"}],
-          "images": [str(img)]}],
+        [
+            {
+                "messages": [{"role": "user", "content": "<image>q"}, {"role": "assistant", "content": "a"}],
+                "images": [str(img)],
+            }
+        ],
     )
     report = validate(str(src), model="qwen2.5-vl", max_length=300, select=["VD5"])
     assert _codes(report) == ["VD501"]

@@ -229,8 +229,11 @@ def lf_dataset(tmp_path: Path, entry: dict | None, rows: list | None = None, nam
     return src
 
 
-GOOD_ENTRY = {"file_name": "train.json", "formatting": "sharegpt", "columns": {"messages": "conversations",
-                                                                             "images": "images"}}
+GOOD_ENTRY = {
+    "file_name": "train.json",
+    "formatting": "sharegpt",
+    "columns": {"messages": "conversations", "images": "images"},
+}
 
 
 def test_dataset_info_good_entry_is_clean(tmp_path: Path, realdata: Path):
@@ -279,14 +282,20 @@ def test_vd433_column_unmapped(tmp_path: Path):
 
 
 def test_vd434_tags_do_not_match_the_data(tmp_path: Path):
-    role_rows = [{"messages": [{"role": "user", "content": "<image>q"}, {"role": "assistant", "content": "a"}],
-                  "images": ["a.png"]}]
+    role_rows = [
+        {
+            "messages": [{"role": "user", "content": "<image>q"}, {"role": "assistant", "content": "a"}],
+            "images": ["a.png"],
+        }
+    ]
     entry = {**GOOD_ENTRY, "columns": {"messages": "messages", "images": "images"}}  # default tags: from/value
     report = validate(str(lf_dataset(tmp_path, entry, role_rows)), select=["VD4"])
     assert codes(report) == ["VD434", "VD434"]
     assert "no 'from' key" in report.findings[0].message and "KeyError" in report.findings[0].message
-    good = {**entry, "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user",
-                              "assistant_tag": "assistant"}}
+    good = {
+        **entry,
+        "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"},
+    }
     assert codes(validate(str(lf_dataset(tmp_path, good, role_rows)), select=["VD4"])) == []
     odd = [{**LF_ROW, "conversations": [{"from": "human", "value": "<image>q"}, {"from": "bot", "value": "a"}]}]
     report = validate(str(lf_dataset(tmp_path, GOOD_ENTRY, [LF_ROW, *odd])), select=["VD434"])

@@ -90,124 +90,324 @@ OK_SWIFT = swift(user("<image>What is it?"), assistant("A cat."), images=["a.jpg
 # (code, target, record that fires it, record that does not)
 CASES: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
     # VD101: counts the target rejects or trains without
-    ("VD101", "internvl", ivl(["a.jpg", "b.jpg"], human("<image>\nCompare."), gpt("Same.")),
-     ivl(["a.jpg", "b.jpg"], human("<image>\n<image>\nCompare."), gpt("Same."))),
-    ("VD101", "internvl", ivl(None, human("<video>What happens?"), gpt("Rain."), video="v.mp4"),
-     ivl(None, human("<video>\nWhat happens?"), gpt("Rain."), video="v.mp4")),
+    (
+        "VD101",
+        "internvl",
+        ivl(["a.jpg", "b.jpg"], human("<image>\nCompare."), gpt("Same.")),
+        ivl(["a.jpg", "b.jpg"], human("<image>\n<image>\nCompare."), gpt("Same.")),
+    ),
+    (
+        "VD101",
+        "internvl",
+        ivl(None, human("<video>What happens?"), gpt("Rain."), video="v.mp4"),
+        ivl(None, human("<video>\nWhat happens?"), gpt("Rain."), video="v.mp4"),
+    ),
     ("VD101", "internvl", ivl("a.jpg", human("<image>\nHi"), gpt("Hi"), video="v.mp4"), OK_IVL),
     ("VD101", "llamafactory", swift(user("Describe it."), assistant("A cat."), images=["a.jpg"]), OK_SWIFT),
     ("VD101", "llava", ivl("a.jpg", human("What is it?"), gpt("A cat.")), OK_IVL),
     ("VD101", "llava", ivl(["a.jpg", "b.jpg"], human("<image>\n<image>\nHi"), gpt("Hi")), OK_IVL),
     ("VD101", "llava", ivl("a.jpg", human("<image>\nHi"), gpt("Hi"), human("<image>\nAnd?"), gpt("Cat.")), OK_IVL),
-    ("VD101", "qwen", ivl(["a.jpg", "b.jpg"], human("<image>\nCompare."), gpt("Same.")),
-     ivl(["a.jpg", "b.jpg"], human("<image><image>\nCompare."), gpt("Same."))),
-    ("VD101", "hf", {"messages": [user(blocks("<image>", "<image>", "Compare.")), assistant(blocks("Same."))],
-                     "images": ["a.jpg"]},
-     {"messages": [user(blocks("<image>", "Describe.")), assistant(blocks("A cat."))], "images": ["a.jpg"]}),
-    ("VD101", "swift", swift(user(blocks("Hi")), assistant("Hi"), images=["a.jpg"]),
-     swift(user(blocks("<image>", "Hi")), assistant("Hi"), images=["a.jpg"])),
+    (
+        "VD101",
+        "qwen",
+        ivl(["a.jpg", "b.jpg"], human("<image>\nCompare."), gpt("Same.")),
+        ivl(["a.jpg", "b.jpg"], human("<image><image>\nCompare."), gpt("Same.")),
+    ),
+    (
+        "VD101",
+        "hf",
+        {"messages": [user(blocks("<image>", "<image>", "Compare.")), assistant(blocks("Same."))], "images": ["a.jpg"]},
+        {"messages": [user(blocks("<image>", "Describe.")), assistant(blocks("A cat."))], "images": ["a.jpg"]},
+    ),
+    (
+        "VD101",
+        "swift",
+        swift(user(blocks("Hi")), assistant("Hi"), images=["a.jpg"]),
+        swift(user(blocks("<image>", "Hi")), assistant("Hi"), images=["a.jpg"]),
+    ),
     # VD102: surplus tags kept as literal text, or collapsed (LLaVA)
     ("VD102", "swift", swift(user("<image><image>Compare."), assistant("Same."), images=["a.jpg"]), OK_SWIFT),
-    ("VD102", "internvl", ivl(["a.jpg"], human("<image>\n<image>\nHi"), gpt("Hi")),
-     ivl(["a.jpg"], human("<image>\nHi"), gpt("Hi"))),
+    (
+        "VD102",
+        "internvl",
+        ivl(["a.jpg"], human("<image>\n<image>\nHi"), gpt("Hi")),
+        ivl(["a.jpg"], human("<image>\nHi"), gpt("Hi")),
+    ),
     ("VD102", "llava", ivl("a.jpg", human("<image> left <image> right"), gpt("Two views.")), OK_IVL),
     # VD103: the target inserts every tag
     ("VD103", "swift", swift(user("What is it?"), assistant("A cat."), images=["a.jpg"]), OK_SWIFT),
-    ("VD103", "hf", {"messages": [user("What is it?"), assistant("A cat.")], "images": ["a.jpg"]},
-     {"messages": [user(blocks("<image>", "What is it?")), assistant(blocks("A cat."))], "images": ["a.jpg"]}),
+    (
+        "VD103",
+        "hf",
+        {"messages": [user("What is it?"), assistant("A cat.")], "images": ["a.jpg"]},
+        {"messages": [user(blocks("<image>", "What is it?")), assistant(blocks("A cat."))], "images": ["a.jpg"]},
+    ),
     # VD104: ms-swift, some tags but fewer than images
-    ("VD104", "swift", swift(user("Image-1: <image> and?"), assistant("Two."), images=["a.jpg", "b.jpg"]),
-     swift(user("Image-1: <image> Image-2: <image>"), assistant("Two."), images=["a.jpg", "b.jpg"])),
+    (
+        "VD104",
+        "swift",
+        swift(user("Image-1: <image> and?"), assistant("Two."), images=["a.jpg", "b.jpg"]),
+        swift(user("Image-1: <image> Image-2: <image>"), assistant("Two."), images=["a.jpg", "b.jpg"]),
+    ),
     # VD105: tags in turns the target does not read
     ("VD105", "internvl", ivl("a.jpg", human("What is it?"), gpt("<image> a cat")), OK_IVL),
-    ("VD105", "qwen", ivl(["a.jpg"], human("<image>\nHi"), gpt("see <image>")), ivl(["a.jpg"], human("<image>\nHi"),
-                                                                                     gpt("Hi"))),
-    ("VD105", "llamafactory", swift(system("<image> is a tag"), user("<image>Hi"), assistant("Hi"), images=["a.jpg"]),
-     OK_SWIFT),
-    ("VD105", "hf", {"messages": [user(blocks("<image>", "<image> what?")), assistant(blocks("A cat."))],
-                     "images": ["a.jpg"]},
-     {"messages": [user(blocks("<image>", "What?")), assistant(blocks("A cat."))], "images": ["a.jpg"]}),
+    (
+        "VD105",
+        "qwen",
+        ivl(["a.jpg"], human("<image>\nHi"), gpt("see <image>")),
+        ivl(["a.jpg"], human("<image>\nHi"), gpt("Hi")),
+    ),
+    (
+        "VD105",
+        "llamafactory",
+        swift(system("<image> is a tag"), user("<image>Hi"), assistant("Hi"), images=["a.jpg"]),
+        OK_SWIFT,
+    ),
+    (
+        "VD105",
+        "hf",
+        {"messages": [user(blocks("<image>", "<image> what?")), assistant(blocks("A cat."))], "images": ["a.jpg"]},
+        {"messages": [user(blocks("<image>", "What?")), assistant(blocks("A cat."))], "images": ["a.jpg"]},
+    ),
     # VD106 / VD107: InternVL single-image insertion looks at conversations[0] only
-    ("VD106", "internvl", ivl("a.jpg", human("Hi"), gpt("Hi"), human("<image>\nWhat is it?"), gpt("A cat.")),
-     ivl(["a.jpg"], human("Hi"), gpt("Hi"), human("<image>\nWhat is it?"), gpt("A cat."))),
-    ("VD107", "internvl", ivl("a.jpg", {"from": "system", "value": "Be brief."}, human("<image>\nWhat?"), gpt("Cat.")),
-     ivl(["a.jpg"], {"from": "system", "value": "Be brief."}, human("<image>\nWhat?"), gpt("Cat."))),
+    (
+        "VD106",
+        "internvl",
+        ivl("a.jpg", human("Hi"), gpt("Hi"), human("<image>\nWhat is it?"), gpt("A cat.")),
+        ivl(["a.jpg"], human("Hi"), gpt("Hi"), human("<image>\nWhat is it?"), gpt("A cat.")),
+    ),
+    (
+        "VD107",
+        "internvl",
+        ivl("a.jpg", {"from": "system", "value": "Be brief."}, human("<image>\nWhat?"), gpt("Cat.")),
+        ivl(["a.jpg"], {"from": "system", "value": "Be brief."}, human("<image>\nWhat?"), gpt("Cat.")),
+    ),
     # VD11x: roles and turns
-    ("VD110", "swift", swift(user("Hi"), system("Be brief."), assistant("Hi")), swift(system("Be."), user("Hi"),
-                                                                                     assistant("Hi"))),
-    ("VD110", "llamafactory", swift(user("Hi"), assistant("Hi"), system("x"), user("Hi"), assistant("Hi")),
-     swift(system("x"), user("Hi"), assistant("Hi"))),
-    ("VD110", "internvl", ivl(None, human("Hi"), {"from": "system", "value": "x"}, gpt("Hi")),
-     ivl(None, {"from": "system", "value": "x"}, human("Hi"), gpt("Hi"))),
+    (
+        "VD110",
+        "swift",
+        swift(user("Hi"), system("Be brief."), assistant("Hi")),
+        swift(system("Be."), user("Hi"), assistant("Hi")),
+    ),
+    (
+        "VD110",
+        "llamafactory",
+        swift(user("Hi"), assistant("Hi"), system("x"), user("Hi"), assistant("Hi")),
+        swift(system("x"), user("Hi"), assistant("Hi")),
+    ),
+    (
+        "VD110",
+        "internvl",
+        ivl(None, human("Hi"), {"from": "system", "value": "x"}, gpt("Hi")),
+        ivl(None, {"from": "system", "value": "x"}, human("Hi"), gpt("Hi")),
+    ),
     ("VD111", "llava", ivl("a.jpg", {"from": "system", "value": "x"}, human("<image>\nHi"), gpt("Hi")), OK_IVL),
     ("VD111", "qwen", ivl("a.jpg", {"from": "system", "value": "x"}, human("<image>\nHi"), gpt("Hi")), OK_IVL),
     ("VD112", "llamafactory", swift(user("Hi"), user("<image>And?"), assistant("Cat."), images=["a.jpg"]), OK_SWIFT),
     ("VD112", "llamafactory", swift(user("<image>Hi"), assistant("Hi"), user("And?"), images=["a.jpg"]), OK_SWIFT),
     ("VD112", "llava", ivl("a.jpg", human("<image>\nHi"), human("And?"), gpt("Cat.")), OK_IVL),
     ("VD113", "swift", swift(user("Hi"), user("<image>What?"), assistant("Cat."), images=["a.jpg"]), OK_SWIFT),
-    ("VD113", "swift", swift(assistant("Hello."), user("<image>What?"), assistant("Cat."), images=["a.jpg"]),
-     swift(assistant("<image>is a puppy"), images=["a.jpg"])),  # assistant-only: ms-swift pretraining
+    (
+        "VD113",
+        "swift",
+        swift(assistant("Hello."), user("<image>What?"), assistant("Cat."), images=["a.jpg"]),
+        swift(assistant("<image>is a puppy"), images=["a.jpg"]),
+    ),  # assistant-only: ms-swift pretraining
     ("VD113", "llava", ivl("a.jpg", gpt("Hello."), human("<image>\nWhat?"), gpt("Cat.")), OK_IVL),
     ("VD114", "swift", swift(user("<image>What is it?"), assistant("  "), images=["a.jpg"]), OK_SWIFT),
     ("VD114", "internvl", ivl("a.jpg", human("<image>\nHi"), gpt("")), OK_IVL),
     ("VD115", "swift", swift(user("<image>What is it?"), images=["a.jpg"]), OK_SWIFT),
     ("VD115", "internvl", ivl("a.jpg", human("<image>\nHi"), gpt("Hi"), human("More?")), OK_IVL),
     ("VD116", "internvl", ivl("a.jpg", {"from": "user", "value": "<image>\nHi"}, gpt("Hi")), OK_IVL),
-    ("VD116", "hf", {"messages": [{"role": "human", "content": "Hi"}, assistant("Hi")]},
-     {"messages": [user("Hi"), assistant("Hi")]}),
-    ("VD116", "swift", swift({"role": "narrator", "content": "Hi"}, assistant("Hi")),
-     swift({"role": "human", "content": "Hi"}, {"role": "gpt", "content": "Hi"})),
+    (
+        "VD116",
+        "hf",
+        {"messages": [{"role": "human", "content": "Hi"}, assistant("Hi")]},
+        {"messages": [user("Hi"), assistant("Hi")]},
+    ),
+    (
+        "VD116",
+        "swift",
+        swift({"role": "narrator", "content": "Hi"}, assistant("Hi")),
+        swift({"role": "human", "content": "Hi"}, {"role": "gpt", "content": "Hi"}),
+    ),
     # VD12x: keys
-    ("VD121", "swift", swift(user("Hi"), {"role": "assistant", "content": "Hi", "reasoning_content": "..."}),
-     swift(user("Hi"), {"role": "assistant", "content": "Hi", "loss": False})),
+    (
+        "VD121",
+        "swift",
+        swift(user("Hi"), {"role": "assistant", "content": "Hi", "reasoning_content": "..."}),
+        swift(user("Hi"), {"role": "assistant", "content": "Hi", "loss": False}),
+    ),
     ("VD121", "internvl", dict(OK_IVL, objects={"ref": ["cat"], "bbox": [[1, 2, 3, 4]]}), OK_IVL),
     ("VD121", "swift", dict(OK_SWIFT, width=10, height=10), dict(OK_SWIFT, id="x", objects={"ref": [], "bbox": []})),
     ("VD122", "internvl", ivl("a.jpg", human("<image>\nHi"), {"from": "gpt", "text": "Hi"}), OK_IVL),
     ("VD122", "swift", swift(user("Hi"), {"role": "assistant", "text": "Hi"}), swift(user("Hi"), assistant("Hi"))),
     # VD2: grounding
-    ("VD201", "internvl", ivl("a.jpg", human("<image>\nWhere?"), gpt("<ref>cat</ref><box>[[900, 4, 850, 6]]</box>")),
-     ivl("a.jpg", human("<image>\nWhere?"), gpt("<ref>cat</ref><box>[[100, 4, 850, 6]]</box>"))),
-    ("VD202", "internvl", ivl("a.jpg", human("<image>\nWhere?"), gpt("<ref>cat</ref><box>[[10, 4, 1250, 6]]</box>")),
-     ivl("a.jpg", human("<image>\nWhere?"), gpt("<ref>cat</ref><box>[[10, 4, 1000, 6]]</box>"))),
-    ("VD202", "swift", swift(user("<image>Find the <ref-object>"), assistant("<bbox>"), images=["a.jpg"],
-                             objects={"ref": ["cat"], "bbox": [[12, 30, 200, 180]], "bbox_type": "norm1"}),
-     swift(user("<image>Find the <ref-object>"), assistant("<bbox>"), images=["a.jpg"],
-           objects={"ref": ["cat"], "bbox": [[0.1, 0.3, 0.5, 0.8]], "bbox_type": "norm1"})),
-    ("VD203", "swift", swift(user("<image>Find the <ref-object>"), assistant("<bbox>"), images=["a.jpg"],
-                             width_list=[320], height_list=[240],
-                             objects={"ref": ["cat"], "bbox": [[200, 100, 400, 200]]}),
-     swift(user("<image>Find the <ref-object>"), assistant("<bbox>"), images=["a.jpg"],
-           width_list=[320], height_list=[240], objects={"ref": ["cat"], "bbox": [[200, 100, 320, 200]]})),
-    ("VD203", "swift", swift(user("<image>Find the <ref-object>"), assistant("<bbox>"), images=["a.jpg"],
-                             objects={"ref": ["cat"], "bbox": [[-5, 10, 40, 60]]}),
-     swift(user("<image>Find the <ref-object>"), assistant("<bbox>"), images=["a.jpg"],
-           objects={"ref": ["cat"], "bbox": [[5, 10, 40, 60]]})),
-    ("VD204", "swift", swift(user("<image>Find the <ref-object>"), assistant("<bbox>"), images=["a.jpg"],
-                             objects={"ref": ["cat"], "bbox": [[100, 200, 500, 800]], "bbox_type": "norm_1000"}),
-     swift(user("<image>Find the <ref-object>"), assistant("<bbox>"), images=["a.jpg"],
-           objects={"ref": ["cat"], "bbox": [[0.1, 0.2, 0.5, 0.8]], "bbox_type": "norm1"})),
-    ("VD204", "swift", swift(user("<image>Find the <ref-object>"), assistant("<bbox>"), images=["a.jpg"],
-                             objects={"ref": ["cat"], "bbox": [[0.1, 0.2, 0.5, 0.8]]}),
-     swift(user("<image>Find the <ref-object>"), assistant("<bbox>"), images=["a.jpg"],
-           objects={"ref": ["cat"], "bbox": [[0, 1, 1, 1]]})),  # integers: tiny pixel boxes are possible
-    ("VD205", "swift", swift(user("<image>Find the <ref-object>"), assistant("<bbox>"), images=["a.jpg"],
-                             width_list=[640], height_list=[480],
-                             objects={"ref": ["cat"], "bbox": [[120, 80, 60, 40]]}),
-     swift(user("<image>Find the <ref-object>"), assistant("<bbox>"), images=["a.jpg"],
-           width_list=[640], height_list=[480], objects={"ref": ["cat"], "bbox": [[500, 400, 300, 100]]})),
-    ("VD206", "swift", swift(user("<image>Find the <ref-object>"), assistant("<bbox><bbox>"), images=["a.jpg"],
-                             objects={"ref": ["cat"], "bbox": [[10, 20, 110, 220]]}),
-     swift(user("<image>Find the <ref-object>"), assistant("<bbox><bbox>"), images=["a.jpg"],
-           objects={"ref": ["cat"], "bbox": [[10, 20, 110, 220], [200, 20, 300, 220]]})),
+    (
+        "VD201",
+        "internvl",
+        ivl("a.jpg", human("<image>\nWhere?"), gpt("<ref>cat</ref><box>[[900, 4, 850, 6]]</box>")),
+        ivl("a.jpg", human("<image>\nWhere?"), gpt("<ref>cat</ref><box>[[100, 4, 850, 6]]</box>")),
+    ),
+    (
+        "VD202",
+        "internvl",
+        ivl("a.jpg", human("<image>\nWhere?"), gpt("<ref>cat</ref><box>[[10, 4, 1250, 6]]</box>")),
+        ivl("a.jpg", human("<image>\nWhere?"), gpt("<ref>cat</ref><box>[[10, 4, 1000, 6]]</box>")),
+    ),
+    (
+        "VD202",
+        "swift",
+        swift(
+            user("<image>Find the <ref-object>"),
+            assistant("<bbox>"),
+            images=["a.jpg"],
+            objects={"ref": ["cat"], "bbox": [[12, 30, 200, 180]], "bbox_type": "norm1"},
+        ),
+        swift(
+            user("<image>Find the <ref-object>"),
+            assistant("<bbox>"),
+            images=["a.jpg"],
+            objects={"ref": ["cat"], "bbox": [[0.1, 0.3, 0.5, 0.8]], "bbox_type": "norm1"},
+        ),
+    ),
+    (
+        "VD203",
+        "swift",
+        swift(
+            user("<image>Find the <ref-object>"),
+            assistant("<bbox>"),
+            images=["a.jpg"],
+            width_list=[320],
+            height_list=[240],
+            objects={"ref": ["cat"], "bbox": [[200, 100, 400, 200]]},
+        ),
+        swift(
+            user("<image>Find the <ref-object>"),
+            assistant("<bbox>"),
+            images=["a.jpg"],
+            width_list=[320],
+            height_list=[240],
+            objects={"ref": ["cat"], "bbox": [[200, 100, 320, 200]]},
+        ),
+    ),
+    (
+        "VD203",
+        "swift",
+        swift(
+            user("<image>Find the <ref-object>"),
+            assistant("<bbox>"),
+            images=["a.jpg"],
+            objects={"ref": ["cat"], "bbox": [[-5, 10, 40, 60]]},
+        ),
+        swift(
+            user("<image>Find the <ref-object>"),
+            assistant("<bbox>"),
+            images=["a.jpg"],
+            objects={"ref": ["cat"], "bbox": [[5, 10, 40, 60]]},
+        ),
+    ),
+    (
+        "VD204",
+        "swift",
+        swift(
+            user("<image>Find the <ref-object>"),
+            assistant("<bbox>"),
+            images=["a.jpg"],
+            objects={"ref": ["cat"], "bbox": [[100, 200, 500, 800]], "bbox_type": "norm_1000"},
+        ),
+        swift(
+            user("<image>Find the <ref-object>"),
+            assistant("<bbox>"),
+            images=["a.jpg"],
+            objects={"ref": ["cat"], "bbox": [[0.1, 0.2, 0.5, 0.8]], "bbox_type": "norm1"},
+        ),
+    ),
+    (
+        "VD204",
+        "swift",
+        swift(
+            user("<image>Find the <ref-object>"),
+            assistant("<bbox>"),
+            images=["a.jpg"],
+            objects={"ref": ["cat"], "bbox": [[0.1, 0.2, 0.5, 0.8]]},
+        ),
+        swift(
+            user("<image>Find the <ref-object>"),
+            assistant("<bbox>"),
+            images=["a.jpg"],
+            objects={"ref": ["cat"], "bbox": [[0, 1, 1, 1]]},
+        ),
+    ),  # integers: tiny pixel boxes are possible
+    (
+        "VD205",
+        "swift",
+        swift(
+            user("<image>Find the <ref-object>"),
+            assistant("<bbox>"),
+            images=["a.jpg"],
+            width_list=[640],
+            height_list=[480],
+            objects={"ref": ["cat"], "bbox": [[120, 80, 60, 40]]},
+        ),
+        swift(
+            user("<image>Find the <ref-object>"),
+            assistant("<bbox>"),
+            images=["a.jpg"],
+            width_list=[640],
+            height_list=[480],
+            objects={"ref": ["cat"], "bbox": [[500, 400, 300, 100]]},
+        ),
+    ),
+    (
+        "VD206",
+        "swift",
+        swift(
+            user("<image>Find the <ref-object>"),
+            assistant("<bbox><bbox>"),
+            images=["a.jpg"],
+            objects={"ref": ["cat"], "bbox": [[10, 20, 110, 220]]},
+        ),
+        swift(
+            user("<image>Find the <ref-object>"),
+            assistant("<bbox><bbox>"),
+            images=["a.jpg"],
+            objects={"ref": ["cat"], "bbox": [[10, 20, 110, 220], [200, 20, 300, 220]]},
+        ),
+    ),
     ("VD206", "swift", swift(user("<image>Find the <ref-object>"), assistant("<bbox>"), images=["a.jpg"]), OK_SWIFT),
-    ("VD207", "swift", swift(user("<image>Find the <ref-object>"), assistant("<bbox>"), images=["a.jpg"],
-                             objects={"ref": ["cat"], "bbox": [[10, 20, 110, 220], [200, 20, 300, 220]]}),
-     swift(user("<image>Find the <ref-object>"), assistant("<bbox>"), images=["a.jpg"],
-           objects={"ref": ["cat"], "bbox": [[10, 20, 110, 220]]})),
-    ("VD207", "swift", swift(user("<image> Find <ref-object>"), assistant("<bbox>"), images=["a.jpg"],
-                             objects='[{"caption": "a", "bbox": [1, 2, 3, 4]}, {"caption": "b","bbox": [5, 6, 7, 9]}]'),
-     swift(user("<image> Find <ref-object>"), assistant("<bbox>"), images=["a.jpg"],
-           objects='[{"caption": "a", "bbox": [1, 2, 3, 4]}]')),
+    (
+        "VD207",
+        "swift",
+        swift(
+            user("<image>Find the <ref-object>"),
+            assistant("<bbox>"),
+            images=["a.jpg"],
+            objects={"ref": ["cat"], "bbox": [[10, 20, 110, 220], [200, 20, 300, 220]]},
+        ),
+        swift(
+            user("<image>Find the <ref-object>"),
+            assistant("<bbox>"),
+            images=["a.jpg"],
+            objects={"ref": ["cat"], "bbox": [[10, 20, 110, 220]]},
+        ),
+    ),
+    (
+        "VD207",
+        "swift",
+        swift(
+            user("<image> Find <ref-object>"),
+            assistant("<bbox>"),
+            images=["a.jpg"],
+            objects='[{"caption": "a", "bbox": [1, 2, 3, 4]}, {"caption": "b","bbox": [5, 6, 7, 9]}]',
+        ),
+        swift(
+            user("<image> Find <ref-object>"),
+            assistant("<bbox>"),
+            images=["a.jpg"],
+            objects='[{"caption": "a", "bbox": [1, 2, 3, 4]}]',
+        ),
+    ),
 ]
 
 
@@ -227,10 +427,7 @@ def test_rule_fires_and_does_not(tmp_path: Path, case: tuple[str, str, dict[str,
 
 def test_every_record_and_grounding_rule_has_a_case_and_docs():
     load_rules()
-    mine = {
-        code for code, r in RULES.items()
-        if r.check.__module__.endswith((".rules.records", ".rules.grounding"))
-    }
+    mine = {code for code, r in RULES.items() if r.check.__module__.endswith((".rules.records", ".rules.grounding"))}
     covered = {c[0] for c in CASES} | {"VD120"}  # VD120 needs two records: test_duplicate_id
     assert mine == covered
     assert mine >= {f"VD10{i}" for i in range(1, 8)} | {"VD201", "VD206"}
@@ -417,8 +614,11 @@ def test_fix_internvl_first_turn_not_human(tmp_path: Path):
     ]
     path = write_jsonl(tmp_path / "d.jsonl", rows)
     report = validate(str(path), target="internvl", select=["VD107"], fix=True)
-    assert [(f.index, f.fixable, f.fixed) for f in report.findings] == [(0, True, True), (1, True, True),
-                                                                        (2, False, False)]
+    assert [(f.index, f.fixable, f.fixed) for f in report.findings] == [
+        (0, True, True),
+        (1, True, True),
+        (2, False, False),
+    ]
     fixed = read_jsonl(path)
     assert fixed[0]["image"] == ["a.jpg"] and fixed[0]["conversations"][1]["value"] == "<image>\nWhat is it?"
     assert fixed[1]["image"] == ["a.jpg"] and fixed[1]["conversations"][1]["value"] == "Look: <image>"
@@ -451,8 +651,9 @@ def test_messages_say_what_and_how_to_fix(tmp_path: Path):
     rows = [ivl("a.jpg", human("Hi"), gpt("Hi"), human("<image>\nWhat?"), gpt("Cat."))]
     (f,) = run(tmp_path, rows, "internvl", ["VD106"]).findings
     assert "conversations[2]" in f.message and "one-element list" in f.message and f.severity == "error"
-    (f,) = run(tmp_path, [swift(user("What?"), assistant("Cat."), images=["a.jpg"])], "llamafactory",
-               ["VD101"]).findings
+    (f,) = run(
+        tmp_path, [swift(user("What?"), assistant("Cat."), images=["a.jpg"])], "llamafactory", ["VD101"]
+    ).findings
     assert "LLaMA-Factory" in f.message and "write exactly one <image>" in f.message
 
 
@@ -480,21 +681,29 @@ def test_box_rules_skip_records_the_reader_rejects(tmp_path: Path):
 
 def test_points_and_native_box_syntaxes(tmp_path: Path):
     # a point out of range (InternVL 0-1000)
-    report = run(tmp_path / "a", [ivl("a.jpg", human("<image>\nClick it."), gpt("<box>[[1200, 30]]</box>"))],
-                 "internvl", ["VD2"])
+    report = run(
+        tmp_path / "a", [ivl("a.jpg", human("<image>\nClick it."), gpt("<box>[[1200, 30]]</box>"))], "internvl", ["VD2"]
+    )
     assert codes(report) == ["VD202"] and "[1200, 30]" in report.findings[0].message
     # Qwen2-VL tokens in ms-swift text, 0-1000: a reversed one and a fine one
     rows = [
         swift(user("<image>Where?"), assistant("<|box_start|>(10,20),(300,400)<|box_end|>"), images=["a.jpg"]),
-        swift(user("<image>Where?"), assistant("<|object_ref_start|>cat<|object_ref_end|>"
-                                               "<|box_start|>(900,20),(800,400)<|box_end|>"), images=["a.jpg"]),
+        swift(
+            user("<image>Where?"),
+            assistant("<|object_ref_start|>cat<|object_ref_end|><|box_start|>(900,20),(800,400)<|box_end|>"),
+            images=["a.jpg"],
+        ),
     ]
     report = run(tmp_path / "b", rows, "swift", ["VD2"])
     assert [(f.index, f.code) for f in report.findings] == [(1, "VD201")]
     assert "('cat') in messages[1]" in report.findings[0].message
     # legacy ms-swift norm_1000 is 0-999
-    legacy = {"query": "<image>Find <ref-object>", "response": "<bbox>", "images": ["a.jpg"],
-              "objects": json.dumps([{"caption": "cat", "bbox": [10, 20, 1000, 300], "bbox_type": "norm_1000"}])}
+    legacy = {
+        "query": "<image>Find <ref-object>",
+        "response": "<bbox>",
+        "images": ["a.jpg"],
+        "objects": json.dumps([{"caption": "cat", "bbox": [10, 20, 1000, 300], "bbox_type": "norm_1000"}]),
+    }
     report = run(tmp_path / "c", [legacy], "swift", ["VD2"])
     assert codes(report) == ["VD202"] and "0-999" in report.findings[0].message
 

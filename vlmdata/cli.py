@@ -358,8 +358,9 @@ def _add_tool_commands() -> None:
     """The dataset tools (meta, split, transform, filter, stats, show) live in vlmdata/tools."""
     from vlmdata.tools.meta_cli import META_COMMANDS
     from vlmdata.tools.show_cli import SHOW_COMMANDS
+    from vlmdata.tools.transform_cli import TRANSFORM_COMMANDS
 
-    for command in (*META_COMMANDS, *SHOW_COMMANDS):
+    for command in (*META_COMMANDS, *TRANSFORM_COMMANDS, *SHOW_COMMANDS):
         main.add_command(command)
 
 

@@ -50,7 +50,7 @@ def stats(paths: tuple[str, ...], root: str | None, from_format: str | None, as_
 
         click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
     else:
-        render_stats(data, Console(highlight=False))
+        render_stats(data, Console(highlight=False, width=max(120, Console().width)))
 
 
 @click.command()

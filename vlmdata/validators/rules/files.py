@@ -367,8 +367,7 @@ def meta_length_mismatch(fv: FileView, ctx: ValidationContext) -> Iterator[dict[
     "error",
     "file",
     "meta entry {entry!r} has max_dynamic_patch {value!r}: {why}; write a positive int (12 is InternVL's default)",
-    what="Reports an InternVL meta entry whose `max_dynamic_patch` (the per-dataset tile cap) is not a "
-    "positive int.",
+    what="Reports an InternVL meta entry whose `max_dynamic_patch` (the per-dataset tile cap) is not a positive int.",
     why="InternVL passes it to `dynamic_preprocess` as `max_num`, which builds `range(min_num, max_num + 1)`: "
     "a float or a string raises `TypeError` on the first image; 0 or less leaves no grid and every image "
     "becomes a single tile.",
@@ -404,7 +403,7 @@ def meta_max_dynamic_patch(fv: FileView, ctx: ValidationContext) -> Iterator[dic
     why="Files opened with Python's default `utf-8` codec keep the BOM as U+FEFF, which `json.loads` rejects: "
     "LLaVA's `json.load(open(path))` stops, InternVL's first `readlines()` line fails `json.loads` and a random "
     "row is trained in its place. vlmdata, ms-swift and LLaMA-Factory read it.",
-    example="\\xef\\xbb\\xbf{\"id\": 1, ...}",
+    example='\\xef\\xbb\\xbf{"id": 1, ...}',
     fix="Re-save as UTF-8 without BOM (e.g. `sed -i '1s/^\\xEF\\xBB\\xBF//' train.jsonl`).",
 )
 def utf8_bom(fv: FileView, ctx: ValidationContext) -> Iterator[dict[str, Any]]:
@@ -641,7 +640,7 @@ def _shape_for(fv: FileView, ctx: ValidationContext) -> DataShape | None:
     "file",
     "{info} has no entry whose file_name is {path}: LLaMA-Factory reads only the datasets named there "
     "('Undefined dataset ... in dataset_info.json'); add an entry with \"file_name\": {file_name!r} and "
-    "\"formatting\": \"sharegpt\"",
+    '"formatting": "sharegpt"',
     what="Reports a LLaMA-Factory sharegpt data file whose folder (or one of the two above it) holds a "
     "dataset_info.json that has no entry for the file.",
     why="LLaMA-Factory finds a dataset only by its entry name in `DATASET_DIR/dataset_info.json`; without an "
@@ -694,14 +693,17 @@ def dataset_info_entry(fv: FileView, ctx: ValidationContext) -> Iterator[dict[st
         except Exception as exc:  # pydantic ValidationError
             problem, fix = f"the entry is malformed ({str(exc).splitlines()[0]})", "fix the entry's value types"
         if problem is None and formatting != "sharegpt":
-            shown = "has no formatting (LLaMA-Factory's default is alpaca)" if formatting is None else (
-                f"has formatting {formatting!r}"
+            shown = (
+                "has no formatting (LLaMA-Factory's default is alpaca)"
+                if formatting is None
+                else (f"has formatting {formatting!r}")
             )
             problem = f"{shown}, so LLaMA-Factory reads the file as {formatting or 'alpaca'}, not sharegpt"
             fix = 'add "formatting": "sharegpt"'
         elif problem is None and entry.get("ranking"):
-            problem, fix = "is a ranking (preference) entry: LLaMA-Factory expects chosen/rejected columns", (
-                "remove \"ranking\" for SFT data"
+            problem, fix = (
+                "is a ranking (preference) entry: LLaMA-Factory expects chosen/rejected columns",
+                ('remove "ranking" for SFT data'),
             )
         source = next((k for k in SOURCE_KEYS if k in entry), None)
         if problem is None and source is not None:
@@ -766,7 +768,7 @@ def dataset_info_column_missing(fv: FileView, ctx: ValidationContext) -> Iterato
     "warning",
     "file",
     "{info}: entry {entry!r} does not map the column {column!r} that records of {path} fill: LLaMA-Factory "
-    "ignores it{effect}; add \"{role}\": \"{column}\" to the entry's columns",
+    'ignores it{effect}; add "{role}": "{column}" to the entry\'s columns',
     what="Reports records that fill `images`, `videos`, `audios`, `system` or `tools` while the dataset_info "
     "entry does not map that column.",
     why="LLaMA-Factory reads only the columns an entry names: unmapped images leave every `<image>` tag without "
@@ -827,8 +829,13 @@ def dataset_info_tags(fv: FileView, ctx: ValidationContext) -> Iterator[dict[str
         role_tag, content_tag = tags.get("role_tag"), tags.get("content_tag")
         if not columns.get("messages") or columns["messages"] not in shape.present or not role_tag or not content_tag:
             continue  # VD431 / VD432 say why
-        base = {"file": check.path, "line": _entry_line(check.path, name), "info": check.path, "entry": name,
-                "path": fv.path}
+        base = {
+            "file": check.path,
+            "line": _entry_line(check.path, name),
+            "info": check.path,
+            "entry": name,
+            "path": fv.path,
+        }
         others = sorted(k for k in shape.message_keys if k not in (role_tag, content_tag))
         for tag, kind in ((role_tag, "role_tag"), (content_tag, "content_tag")):
             if tag in shape.no_tag:

@@ -479,8 +479,16 @@ def _hf(view: RecordView, tms: list[TurnMedia], out: list[Issue]) -> None:
             )
         elif first_string_user is not None and column:
             out.append(
-                ("VD103", {"n": column, "tag": f'{{"type": "{kind}"}}', "kind": kind, "where": first_string_user.key,
-                           "consumer": "TRL"})
+                (
+                    "VD103",
+                    {
+                        "n": column,
+                        "tag": f'{{"type": "{kind}"}}',
+                        "kind": kind,
+                        "where": first_string_user.key,
+                        "consumer": "TRL",
+                    },
+                )
             )
         literal = [tm.key for tm in tms if tm.literal[kind]]
         if literal:
@@ -539,7 +547,8 @@ def fix_first_turn_not_human(record: dict[str, Any], ctx: ValidationContext) -> 
     if not any("<image>" in t["value"] for t in humans):
         first = humans[0]
         out["conversations"] = [
-            dict(t, value="<image>\n" + t["value"]) if t is first else t for t in turns  # the tag InternVL meant
+            dict(t, value="<image>\n" + t["value"]) if t is first else t
+            for t in turns  # the tag InternVL meant
         ]
     return out
 
@@ -567,7 +576,7 @@ _COUNT_WHY = (
     example='{"messages": [{"role": "user", "content": "Describe it."}, {"role": "assistant", "content": "A cat."}],\n'
     ' "images": ["cat.jpg"]}      <- --target llamafactory: 0 <image> tags for 1 image',
     fix="Write one tag per media item where the target reads tags (human turns for InternVL and Qwen, any message "
-    "for LLaMA-Factory and ms-swift); for TRL, one `{\"type\": \"image\"}` block per image.",
+    'for LLaMA-Factory and ms-swift); for TRL, one `{"type": "image"}` block per image.',
 )
 def media_tag_mismatch(view: RecordView, ctx: ValidationContext) -> Iterator[dict[str, Any]]:
     yield from _issues("VD101", view, ctx)
@@ -645,7 +654,7 @@ def partial_media_tags(view: RecordView, ctx: ValidationContext) -> Iterator[dic
     "written.",
     example='{"image": "a.jpg", "conversations": [{"from": "human", "value": "What is it?"},\n'
     ' {"from": "gpt", "value": "<image> a cat"}]}   <- --target internvl',
-    fix="Put the tag in a human turn (or a `{\"type\": \"image\"}` block for TRL), or remove it.",
+    fix='Put the tag in a human turn (or a `{"type": "image"}` block for TRL), or remove it.',
 )
 def media_tag_in_unread_turn(view: RecordView, ctx: ValidationContext) -> Iterator[dict[str, Any]]:
     yield from _issues("VD105", view, ctx)
@@ -658,8 +667,7 @@ def media_tag_in_unread_turn(view: RecordView, ctx: ValidationContext) -> Iterat
     "record",
     "single-{kind} record with its {tag} in {where}, not in conversations[0]: InternVL checks conversations[0] "
     "only, adds a second {tag} there and leaves yours as literal text; {fix}",
-    what="For `--target internvl`: a single image (`image` is a string) or video whose tag is in a later human "
-    "turn.",
+    what="For `--target internvl`: a single image (`image` is a string) or video whose tag is in a later human turn.",
     why="InternVL's single-image path (`multi_modal_get_item`) prepends '<image>\\n' to conversations[0] when "
     "that turn has none, without looking further (FORMATS.md 2.3, 7.3 #15): the image moves to the first "
     "question and the real tag is trained on as text. The multi-image path takes tags as written.",
@@ -702,8 +710,19 @@ def internvl_first_turn_not_human(view: RecordView, ctx: ValidationContext) -> I
 
 RAW_ROLES = {
     "swift": {
-        "user", "human", "assistant", "gpt", "bot", "system", "tool_call", "function_call", "tool_response", "tool",
-        "function_response", "observation", "observations",
+        "user",
+        "human",
+        "assistant",
+        "gpt",
+        "bot",
+        "system",
+        "tool_call",
+        "function_call",
+        "tool_response",
+        "tool",
+        "function_response",
+        "observation",
+        "observations",
     },
     "llamafactory": {"human", "gpt", "user", "assistant", "observation", "function_call", "system"},
     "internvl": {"human", "gpt", "system"},
@@ -815,8 +834,10 @@ def _llamafactory_sequence(turns: list[Turn]) -> str | None:
     if not body:
         return "there is no user/assistant turn ('Invalid message count')"
     if len(body) % 2:
-        return f"{len(body)} turns after the system turn, an odd number: the last user turn has no answer " \
+        return (
+            f"{len(body)} turns after the system turn, an odd number: the last user turn has no answer "
             "('Invalid message count')"
+        )
     return None
 
 
@@ -1037,17 +1058,72 @@ def duplicate_id(view: RecordView, ctx: ValidationContext) -> Iterator[dict[str,
 
 TOP_KEYS = {
     "swift": {
-        "id", "messages", "conversation", "conversations", "images", "image", "videos", "video", "audios", "audio",
-        "tools", "objects", "system", "system_prompt", "query", "prompt", "input", "instruction", "question",
-        "problem", "response", "answer", "output", "targets", "target", "answer_key", "answers", "solution", "text",
-        "completion", "content", "history", "rejected_response", "label", "channel", "margin", "teacher_prompt",
+        "id",
+        "messages",
+        "conversation",
+        "conversations",
+        "images",
+        "image",
+        "videos",
+        "video",
+        "audios",
+        "audio",
+        "tools",
+        "objects",
+        "system",
+        "system_prompt",
+        "query",
+        "prompt",
+        "input",
+        "instruction",
+        "question",
+        "problem",
+        "response",
+        "answer",
+        "output",
+        "targets",
+        "target",
+        "answer_key",
+        "answers",
+        "solution",
+        "text",
+        "completion",
+        "content",
+        "history",
+        "rejected_response",
+        "label",
+        "channel",
+        "margin",
+        "teacher_prompt",
         "chat_template_kwargs",
     },
-    "internvl": {"id", "image", "video", "width", "height", "width_list", "height_list", "conversations", "clip",
-                 "length"},
+    "internvl": {
+        "id",
+        "image",
+        "video",
+        "width",
+        "height",
+        "width_list",
+        "height_list",
+        "conversations",
+        "clip",
+        "length",
+    },
     "llava": {"id", "image", "conversations"},
-    "llamafactory": {"id", "conversations", "messages", "images", "videos", "audios", "system", "tools", "chosen",
-                     "rejected", "kto_tag", "label"},
+    "llamafactory": {
+        "id",
+        "conversations",
+        "messages",
+        "images",
+        "videos",
+        "audios",
+        "system",
+        "tools",
+        "chosen",
+        "rejected",
+        "kto_tag",
+        "label",
+    },
     "qwen": {"id", "image", "video", "conversations"},
     "hf": {"id", "messages", "prompt", "completion", "images", "image", "videos", "video"},
 }
@@ -1118,8 +1194,7 @@ def _keys_hit(what: str, keys: list[str], ctx: ValidationContext) -> dict[str, A
 
 def _text_keyed(msgs: list[Any]) -> list[int]:
     return [
-        k for k, m in enumerate(msgs)
-        if isinstance(m, dict) and "text" in m and "value" not in m and "content" not in m
+        k for k, m in enumerate(msgs) if isinstance(m, dict) and "text" in m and "value" not in m and "content" not in m
     ]
 
 
@@ -1143,9 +1218,7 @@ def fix_text_key(record: dict[str, Any], ctx: ValidationContext) -> dict[str, An
     if not bad:
         return None
     name = _content_key(msgs)
-    fixed = [
-        {(name if k2 == "text" else k2): v for k2, v in m.items()} if k in bad else m for k, m in enumerate(msgs)
-    ]
+    fixed = [{(name if k2 == "text" else k2): v for k2, v in m.items()} if k in bad else m for k, m in enumerate(msgs)]
     return {k: (fixed if k == key else v) for k, v in record.items()}
 
 
@@ -1154,8 +1227,7 @@ def fix_text_key(record: dict[str, Any], ctx: ValidationContext) -> dict[str, An
     "turn-text-key",
     "error",
     "record",
-    "{where} {has} 'text' instead of '{key}': {consumer} reads '{key}' and finds no content; rename the key "
-    "to '{key}'",
+    "{where} {has} 'text' instead of '{key}': {consumer} reads '{key}' and finds no content; rename the key to '{key}'",
     what="Reports turns that carry their text under 'text' with no 'value'/'content' key (the defect of the "
     "InternVL FAQ's multi-image example).",
     why="InternVL, LLaVA and Qwen read `turn['value']`: a KeyError that InternVL answers by skipping the record "

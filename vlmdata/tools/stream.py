@@ -1,0 +1,278 @@
+"""read -> Sample stream -> transforms -> filters -> write, accounting for every record.
+
+The engine behind ``vlmdata transform`` and ``vlmdata filter``. It reuses the convert pipeline's
+pieces (``open_records``, ``Decoder``, ``RecordWriter``, ``get_codec``, ``WriteContext``): a record
+that cannot be decoded (or a transformed sample that cannot be encoded) is *rejected* with its
+reason, like ``convert`` does; a sample that a transform or filter removes on purpose is *dropped*
+with the filter's name and score. Both go to ``--rejects`` (JSONL) with the original record.
+
+Accounting (printed and in ``StreamReport.to_dict``)::
+
+    in = written + rejected + dropped + merged - split_added
+
+``merged`` counts records folded into an earlier sample (merge by image) and ``split_added`` the
+extra samples made by splitting long conversations; without those two transforms the equation is
+``in = written + rejected + dropped`` per filter.
+
+Transforms are plain functions ``(samples, events) -> samples`` (``events`` may be None);
+filters are plain functions ``sample -> Drop | None``. Neither reorders turns.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from vlmdata.convert.codec import Options, Tally, WriteContext
+from vlmdata.convert.io import Raw, RecordWriter, SyntaxErrorInFile
+from vlmdata.convert.pipeline import (
+    DATA_ERRORS,
+    Decoder,
+    RejectsFile,
+    _account_syntax_error,
+    _bytes_note,
+    _check_not_input,
+    _id_of,
+    _rejection,
+    display_name,
+    open_records,
+    output_layout,
+    output_path,
+    resolver_for,
+    unreadable,
+)
+from vlmdata.convert.registry import get_codec
+from vlmdata.convert.report import ConvertReport
+from vlmdata.errors import VlmdataError
+from vlmdata.media.paths import PathResolver
+from vlmdata.schemas.sample import Sample
+
+RAW_KEY = "__vlmdata_raw__"  # the input record, carried in Sample.extra while --rejects needs it
+
+
+@dataclass(slots=True, frozen=True)
+class Drop:
+    """Why a filter or transform removed a sample: its name, a score and a sentence."""
+
+    filter: str
+    score: float
+    reason: str
+
+
+class Events:
+    """What transforms tell the engine; the default does nothing (library use)."""
+
+    def drop(self, sample: Sample, drop: Drop) -> None:
+        """``sample`` was removed on purpose."""
+
+    def merged(self, sample: Sample, into: Sample) -> None:
+        """``sample`` was folded into ``into`` (it is no longer a sample of its own)."""
+
+    def split(self, sample: Sample, parts: int) -> None:
+        """``sample`` was split into ``parts`` samples."""
+
+
+Transform = Callable[[Iterable[Sample], Events | None], Iterable[Sample]]
+SampleFilter = Callable[[Sample], Drop | None]
+
+
+@dataclass
+class StreamReport(ConvertReport):
+    """A ConvertReport plus what transforms and filters did."""
+
+    dropped: Counter[str] = field(default_factory=Counter)  # filter name -> samples dropped
+    merged: int = 0
+    split_added: int = 0
+    drop_examples: list[str] = field(default_factory=list)
+
+    @property
+    def dropped_total(self) -> int:
+        return sum(self.dropped.values())
+
+    @property
+    def balanced(self) -> bool:
+        return self.records_in == self.written + self.rejected + self.dropped_total + self.merged - self.split_added
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["dropped"] = dict(self.dropped)
+        out["merged"] = self.merged
+        out["split_added"] = self.split_added
+        return out
+
+
+class _EngineEvents(Events):
+    def __init__(self, report: StreamReport, rejects: RejectsFile) -> None:
+        self.report = report
+        self.rejects = rejects
+
+    def drop(self, sample: Sample, drop: Drop) -> None:
+        self.report.dropped[drop.filter] += 1
+        if len(self.report.drop_examples) < 20:
+            where = sample.origin.where() if sample.origin else str(sample.id)
+            self.report.drop_examples.append(f"{where}: {drop.filter} (score {drop.score:.3g}): {drop.reason}")
+        writer = self.rejects.writer
+        if writer is None:
+            return
+        origin = sample.origin
+        entry = {
+            "file": origin.file if origin else None,
+            "line": origin.line if origin else None,
+            "index": origin.index if origin else None,
+            "id": sample.id,
+            "filter": drop.filter,
+            "score": drop.score,
+            "error": drop.reason,
+            "record": _record_of(sample),
+        }
+        writer.write_bytes(orjson.dumps(entry, default=_bytes_note))
+
+    def merged(self, sample: Sample, into: Sample) -> None:
+        self.report.merged += 1
+
+    def split(self, sample: Sample, parts: int) -> None:
+        self.report.split_added += parts - 1
+
+
+def _record_of(sample: Sample) -> Any:
+    """The original record of ``sample`` (as read), or the sample itself when it was not kept."""
+    raw = sample.extra.get(RAW_KEY)
+    if raw is None:
+        data = sample.to_dict()
+        data["extra"].pop(RAW_KEY, None)
+        return data
+    payload = raw.payload
+    if isinstance(payload, bytes | bytearray):
+        try:
+            return orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return payload.decode("utf-8", "replace").rstrip("\n")
+    return payload
+
+
+def apply_filters(
+    samples: Iterable[Sample], filters: Sequence[SampleFilter], events: Events | None
+) -> Iterator[Sample]:
+    """Keep the samples no filter objects to; the first objecting filter names the drop."""
+    for sample in samples:
+        for check in filters:
+            drop = check(sample)
+            if drop is not None:
+                if events is not None:
+                    events.drop(sample, drop)
+                break
+        else:
+            yield sample
+
+
+def run_stream(
+    src: str,
+    dst: str,
+    *,
+    transforms: Sequence[Transform] = (),
+    filters: Sequence[SampleFilter] = (),
+    to: str | None = None,
+    from_format: str | None = None,
+    rejects: str | None = None,
+    layout: str | None = None,
+    **option_values: Any,
+) -> StreamReport:
+    """Read ``src``, run ``transforms`` then ``filters``, write ``dst`` (input format unless ``to``).
+
+    The output and the rejects file are written atomically: on an error nothing replaces them.
+    """
+    started = time.perf_counter()
+    options = Options(**option_values)
+    opened = open_records(src, from_format)
+    try:
+        target = get_codec(to) if to is not None else opened.codec
+        if to is None and "relative_paths" not in option_values:
+            options.relative_paths = True  # same format: ms-swift paths stay as relative as they were
+        target.check_options(options)
+        dst = output_path(src, dst, target)
+        _check_not_input(src, dst)
+        if layout is None and (dst == "-" or not os.path.splitext(dst)[1]) and opened.layout in target.layouts:
+            layout = opened.layout
+        out_layout = output_layout(target, dst, layout)
+        if rejects is not None and dst != "-" and os.path.abspath(rejects) == os.path.abspath(dst):
+            raise VlmdataError(f"{rejects}: --rejects and the output are the same file")
+        name = display_name(src)
+        resolver = resolver_for(opened.codec, src, options)
+        report = StreamReport(name, display_name(dst, "<stdout>"), opened.codec.name, target.name)
+        tally = Tally()
+        report.tally = tally
+        decoder = Decoder(opened.codec, name, resolver, options, tally)
+        out_resolver = PathResolver(resolver.root, explicit_root=options.root is not None, allow_outside=True)
+        wctx = WriteContext(out_resolver, options, tally)
+        writer = target.open_output(dst, out_layout, options) or RecordWriter(dst, out_layout)
+        rejects_file = RejectsFile(rejects)
+        events = _EngineEvents(report, rejects_file)
+        keep_raw = rejects_file.writer is not None
+        try:
+            stream: Iterable[Sample] = _decoded(opened.records, decoder, report, rejects_file, name, keep_raw)
+            for transform in transforms:
+                stream = transform(stream, events)
+            if filters:
+                stream = apply_filters(stream, filters, events)
+            encode = target.encode
+            for sample in stream:
+                raw = sample.extra.pop(RAW_KEY, None)
+                try:
+                    record = encode(sample, wctx)
+                except DATA_ERRORS as exc:
+                    origin = sample.origin
+                    where = raw or Raw(sample.to_dict(), origin.line if origin else None, origin.index if origin else 0)
+                    rejection = _rejection(origin.file if origin else name, where, exc, sample.id)
+                    report.add_rejection(rejection)
+                    rejects_file.add(rejection, where)
+                    continue
+                writer.write(record)
+        except BaseException:
+            writer.abort()
+            if rejects_file.writer:
+                rejects_file.writer.abort()
+            raise
+        writer.commit()
+        if rejects_file.writer:
+            rejects_file.writer.commit()
+        report.written = writer.count
+        report.side_files = target.after_write(dst, report.written, resolver.root, options)
+    finally:
+        opened.close()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _decoded(
+    records: Iterator[Raw],
+    decoder: Decoder,
+    report: StreamReport,
+    rejects_file: RejectsFile,
+    name: str,
+    keep_raw: bool,
+) -> Iterator[Sample]:
+    """Samples of the records; bad records are rejected (counted, written to rejects), never raised."""
+    decode = decoder.decode
+    try:
+        for raw in records:
+            report.records_in += 1
+            try:
+                sample = decode(raw)
+            except DATA_ERRORS as exc:
+                rejection = _rejection(name, raw, exc, _id_of(raw))
+                report.add_rejection(rejection)
+                rejects_file.add(rejection, raw)
+                continue
+            if keep_raw:
+                sample.extra[RAW_KEY] = raw
+            yield sample
+    except SyntaxErrorInFile as exc:
+        if exc.index == 0:
+            raise unreadable(name, exc) from None
+        _account_syntax_error(exc, report, name)

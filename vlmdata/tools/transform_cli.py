@@ -1,0 +1,193 @@
+"""``vlmdata transform`` and ``vlmdata filter``: click commands over ``tools.stream.run_stream``.
+
+Exported as ``TRANSFORM_COMMANDS`` for the main group. Exit status like ``convert``: 0 every record
+was read and written (samples dropped on purpose do not count as errors), 1 some records were
+rejected (unreadable or unwritable), 2 usage or whole-file errors.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from vlmdata.convert.registry import FORMATS
+from vlmdata.errors import RecordError, VlmdataError
+from vlmdata.tools import filters as F
+from vlmdata.tools import transforms as T
+from vlmdata.tools.stream import SampleFilter, StreamReport, Transform, run_stream
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+SHOWN = 20
+
+
+def _common(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.argument("src"),
+        click.option("-o", "--output", required=True, help="Output file, folder (ending in /) or - for stdout."),
+        click.option(
+            "--from", "from_format", type=click.Choice(list(FORMATS)), help="Input format (default: detected)."
+        ),
+        click.option("--to", "to", type=click.Choice(list(FORMATS)), help="Output format (default: the input's)."),
+        click.option("--root", help="Media root: input paths resolve under it (default: the format's own)."),
+        click.option(
+            "--allow-outside-root", is_flag=True, help="Allow media paths that leave the root (../, symlinks)."
+        ),
+        click.option(
+            "--rejects", help="Write rejected and dropped records (with reason, filter, score) to this JSONL."
+        ),
+        click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@click.command()
+@_common
+@click.option("--merge-by-image", is_flag=True, help="Merge QA records of the same image(s) into one conversation.")
+@click.option(
+    "--merge-scope",
+    type=click.Choice(["consecutive", "all"]),
+    default="consecutive",
+    show_default=True,
+    help="consecutive: neighbouring records only (streaming); all: across the file (holds samples in memory).",
+)
+@click.option("--max-turns", type=click.IntRange(1), help="Split conversations longer than N rounds into several.")
+@click.option("--dedup", is_flag=True, help="Drop exact duplicates: same media bytes (sha256) and same text.")
+@click.option("--near-dedup", is_flag=True, help="Drop near duplicates: same media and text equal up to case/punct.")
+@click.option("--reroot", multiple=True, metavar="OLD=NEW", help="Rewrite media path prefixes (repeatable).")
+@click.option("--drop-system", is_flag=True, help="Remove system prompts (default: keep them).")
+def transform(
+    src: str,
+    output: str,
+    merge_by_image: bool,
+    merge_scope: str,
+    max_turns: int | None,
+    dedup: bool,
+    near_dedup: bool,
+    reroot: tuple[str, ...],
+    drop_system: bool,
+    as_json: bool,
+    **kw: Any,
+) -> None:
+    """Rewrite SRC sample by sample, in its own format unless --to.
+
+    Order: --reroot, --drop-system, --dedup, --near-dedup, --merge-by-image, --max-turns.
+
+    \b
+    vlmdata transform in.jsonl -o out.jsonl --merge-by-image --max-turns 10 --dedup
+    vlmdata transform in.jsonl -o out.jsonl --reroot /old/images=/data/images --drop-system
+    """
+    stages: list[Transform] = []
+    if reroot:
+        try:
+            rules = [T.parse_reroot(spec) for spec in reroot]
+        except ValueError as exc:
+            err.print(f"[red]error:[/] {escape(str(exc))}")
+            sys.exit(2)
+        stages.append(partial(T.reroot, rules=rules))
+    if drop_system:
+        stages.append(T.drop_system)
+    hasher = T.MediaHasher()
+    if dedup:
+        stages.append(partial(T.dedup_exact, hasher=hasher))
+    if near_dedup:
+        stages.append(partial(T.dedup_near, hasher=hasher))
+    if merge_by_image:
+        stages.append(partial(T.merge_by_image, scope=merge_scope))
+    if max_turns is not None:
+        stages.append(partial(T.split_turns, max_turns=max_turns))
+    _run(src, output, as_json, transforms=stages, **kw)
+
+
+@click.command("filter")
+@_common
+@click.option("--repetition", type=click.FloatRange(0, 1), help="Drop answers whose repeated n-gram/line share > X.")
+@click.option("--ngram", default=3, show_default=True, type=click.IntRange(1), help="n of --repetition's n-grams.")
+@click.option("--max-chars", type=click.IntRange(0), help="Drop samples whose answers are longer than N characters.")
+@click.option("--min-chars", type=click.IntRange(0), help="Drop samples whose answers are shorter than N characters.")
+@click.option("--garbage", type=click.FloatRange(0, 1), help="Drop text whose control/replacement character share > X.")
+@click.option(
+    "--keep-empty", is_flag=True, help="Keep samples with empty or placeholder-only answers (dropped by default)."
+)
+def filter_(
+    src: str,
+    output: str,
+    repetition: float | None,
+    ngram: int,
+    max_chars: int | None,
+    min_chars: int | None,
+    garbage: float | None,
+    keep_empty: bool,
+    as_json: bool,
+    **kw: Any,
+) -> None:
+    """Drop samples that heuristics flag; --rejects records each with its filter and score.
+
+    Filters run in this order and the first that objects names the drop: empty, max-chars/min-chars,
+    repetition, garbage.
+
+    \b
+    vlmdata filter in.jsonl -o kept.jsonl --rejects dropped.jsonl --repetition 0.3 --max-chars 8000
+    """
+    checks: list[SampleFilter] = []
+    if not keep_empty:
+        checks.append(F.empty())
+    if max_chars is not None or min_chars is not None:
+        checks.append(F.length(min_chars, max_chars))
+    if repetition is not None:
+        checks.append(F.repetition(repetition, ngram))
+    if garbage is not None:
+        checks.append(F.garbage(garbage))
+    _run(src, output, as_json, filters=checks, **kw)
+
+
+def _run(src: str, output: str, as_json: bool, **kw: Any) -> None:
+    try:
+        report = run_stream(src, output, **kw)
+    except (VlmdataError, RecordError) as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        sys.exit(2)
+    except OSError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc.filename or ''))}: {escape(str(exc.strerror or exc))}")
+        sys.exit(2)
+    if as_json:
+        import orjson
+
+        click.echo(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode(), err=output == "-")
+    print_stream_report(report)
+    sys.exit(0 if report.ok else 1)
+
+
+def print_stream_report(report: StreamReport) -> None:
+    for r in report.rejections[:SHOWN]:
+        err.print(f"[red]rejected[/] {escape(r.message())}")
+    if report.rejected > SHOWN:
+        err.print(f"... and {report.rejected - SHOWN} more (use --rejects FILE for all)")
+    for line in report.drop_examples[:SHOWN]:
+        err.print(f"[yellow]dropped[/] {escape(line)}")
+    if report.dropped_total > SHOWN:
+        err.print(f"... and {report.dropped_total - SHOWN} more dropped (use --rejects FILE for all)")
+    for note in report.notes():
+        err.print(f"[yellow]note:[/] {escape(note)}")
+    terms = [f"{report.written} written", f"{report.rejected} rejected"]
+    terms += [f"{n} dropped by {name}" for name, n in sorted(report.dropped.items())]
+    if report.merged:
+        terms.append(f"{report.merged} merged into earlier samples")
+    equation = f"{report.records_in} in = " + " + ".join(terms)
+    if report.split_added:
+        equation += f" - {report.split_added} added by splitting"
+    colour = "green" if report.ok else "yellow"
+    err.print(
+        f"[{colour}]{escape(report.source)} ({report.input_format}) -> {escape(report.output)} "
+        f"({report.output_format}): {equation}[/] in {report.seconds:.2f}s"
+    )
+
+
+TRANSFORM_COMMANDS = [transform, filter_]

@@ -247,3 +247,29 @@ def test_gallery_in_headless_chromium(tmp_path):
     # as net::ERR; there must be none (the page has no script and no external resource)
     bad = [line for line in log.splitlines() if "CONSOLE" in line or "Uncaught" in line or "net::ERR" in line]
     assert not bad, bad
+
+
+def test_stats_of_a_meta_file_apply_repeat_time(tmp_path: Path):
+    import json
+
+    from vlmdata.tools.stats import compute_stats
+
+    meta = {
+        "twice": {
+            "root": str(REPO / "sample_data" / "images"),
+            "annotation": str(REPO / "sample_data" / "internvl" / "train.jsonl"),
+            "data_augment": False,
+            "repeat_time": 2,
+        },
+        "head": {
+            "root": str(REPO / "sample_data" / "images"),
+            "annotation": str(tmp_path / "copy.jsonl"),
+            "data_augment": False,
+            "repeat_time": 0.5,
+        },
+    }
+    (tmp_path / "copy.jsonl").write_bytes((REPO / "sample_data" / "internvl" / "train.jsonl").read_bytes())
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    stats = compute_stats(str(tmp_path / "meta.json"))
+    assert stats.samples == 10
+    assert stats.trained_samples == 5 * 2 + int(5 * 0.5)  # repeats the list twice; keeps the head 2 lines

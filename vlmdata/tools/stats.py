@@ -255,6 +255,7 @@ class Stats:
     boxes_without_size: int = 0  # a normalised box whose image size is unknown (image missing)
     frames: dict[str, int] = field(default_factory=dict)
     text_chars: list[float] = field(default_factory=list)
+    trained_samples: int | None = None  # with InternVL repeat_time applied, when a meta file is read
 
     MAX_ERRORS = 20
 
@@ -262,6 +263,7 @@ class Stats:
         return {
             "files": self.files,
             "samples": self.samples,
+            "trained_samples": self.trained_samples,
             "unreadable_records": self.unreadable_records,
             "errors": self.errors,
             "turns": summary(self.turns, True),
@@ -302,10 +304,14 @@ def compute_stats(
     own = inspector is None
     insp = inspector or MediaInspector(cache_dir=cache_dir)
     stats = Stats()
-    stats.files = [t.path for t in targets(paths, root)]
+    found = targets(paths, root)
+    stats.files = [t.path for t in found]
+    readable: dict[str, int] = dict.fromkeys(stats.files, 0)
     try:
         chunk: list[Sample] = []
         for item in iter_items(paths, root, from_format):
+            if item.sample is not None:
+                readable[item.file] += 1
             if item.sample is None:
                 stats.unreadable_records += 1
                 if len(stats.errors) < Stats.MAX_ERRORS:
@@ -320,7 +326,18 @@ def compute_stats(
     finally:
         if own:
             insp.close()
+    if any(t.meta_entry is not None for t in found):
+        stats.trained_samples = sum(trained_count(readable[t.path], t.meta_entry) for t in found)
     return stats
+
+
+def trained_count(n: int, meta_entry: dict[str, Any] | None) -> int:
+    """Samples InternVL trains on from ``n`` records: ``repeat_time`` < 1 keeps the head
+    ``int(n * r)`` lines, > 1 repeats the list ``int(r)`` times (FORMATS.md 2.1, 7.5 #27)."""
+    r = (meta_entry or {}).get("repeat_time", 1)
+    if not isinstance(r, int | float) or r <= 0:
+        return n
+    return int(n * r) if r < 1 else n * int(r)
 
 
 def _add_chunk(stats: Stats, samples: list[Sample], insp: MediaInspector) -> None:
@@ -411,6 +428,8 @@ def render_stats(data: dict[str, Any], console: Any) -> None:
     head.add_column()
     head.add_row("files", escape(", ".join(data["files"])))
     head.add_row("samples", f"{data['samples']:,}")
+    if data.get("trained_samples") is not None:
+        head.add_row("trained samples", f"{data['trained_samples']:,} (InternVL repeat_time applied)")
     if data["unreadable_records"]:
         head.add_row("unreadable records", f"[red]{data['unreadable_records']:,}[/]")
     head.add_row(

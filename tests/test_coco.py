@@ -342,3 +342,17 @@ def test_coco_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     assert res.exit_code == 2 and "COCO is an input format; convert from it with --from coco" in res.output
     res = CliRunner().invoke(main, ["convert", "instances.json", "--to", "internvl", "-o", "x.jsonl"])
     assert res.exit_code == 2 and "pass --from coco" in res.output
+
+
+def test_coco_without_root_is_a_usage_error(tmp_path: Path):
+    """COCO names images by file name only: without --root the paths would resolve anywhere."""
+    import json
+
+    coco = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2], "iscrowd": 0}],
+        "categories": [{"id": 1, "name": "x"}],
+    }
+    (tmp_path / "instances.json").write_text(json.dumps(coco))
+    with pytest.raises(vlmdata.VlmdataError, match="pass --root"):
+        vlmdata.convert(str(tmp_path / "instances.json"), str(tmp_path / "o.jsonl"), to="swift", from_format="coco")

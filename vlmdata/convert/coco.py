@@ -53,6 +53,7 @@ INPUT_ONLY = "COCO is an input format; convert from it with --from coco"
 
 class CocoCodec(Codec):
     name = "coco"
+    needs_root = True
     title = "COCO instances JSON"
     layouts = ("json",)
     default_layout = "json"

@@ -159,6 +159,7 @@ class Codec(ABC):
     fields: ClassVar[str]
     boxes: ClassVar[str]
     absolute_paths: ClassVar[bool] = False  # where relative media paths resolve by default
+    needs_root: ClassVar[bool] = False  # media paths mean nothing without --root (COCO file names)
     schema: ClassVar[TypeAdapter[Any]]
     known_keys: ClassVar[frozenset[str]]
 

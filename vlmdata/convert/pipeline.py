@@ -282,6 +282,11 @@ def convert(
     target.check_options(options)
     opened = open_records(src, from_format)
     try:
+        if opened.codec.needs_root and options.root is None:
+            raise VlmdataError(
+                f"{display_name(src)}: {opened.codec.title} names images by file name only; "
+                "pass --root with the image folder"
+            )
         dst = output_path(src, dst, target)
         _check_not_input(src, dst)
         out_layout = output_layout(target, dst, layout)

@@ -95,7 +95,12 @@ def _raise_later(exc: SyntaxErrorInFile) -> Iterator[Raw]:
     yield  # pragma: no cover - makes this a generator
 
 
-def _rejection(name: str, raw: Raw, exc: BaseException, record_id: Any) -> Rejection:
+def describe_error(exc: BaseException) -> str:
+    """A record error's text for reports: the codec's own words, or the exception's type and text."""
+    return str(exc) if isinstance(exc, RecordError) else f"{type(exc).__name__}: {exc}"
+
+
+def rejection_for(name: str, raw: Raw, exc: BaseException, record_id: Any) -> Rejection:
     if isinstance(exc, RecordError):
         return Rejection(name, raw.line, raw.index, record_id, exc.what, exc.fix)
     return Rejection(
@@ -108,7 +113,7 @@ def _rejection(name: str, raw: Raw, exc: BaseException, record_id: Any) -> Rejec
     )
 
 
-def _id_of(raw: Raw) -> Any:
+def record_id_of(raw: Raw) -> Any:
     payload = raw.payload
     if isinstance(payload, dict):
         return payload.get("id")
@@ -162,7 +167,7 @@ class _Work:
             try:
                 out.append(dumps(encode(decode(raw), wctx)))
             except DATA_ERRORS as exc:
-                rejected.append((_rejection(self.name, raw, exc, _id_of(raw)), raw))
+                rejected.append((rejection_for(self.name, raw, exc, record_id_of(raw)), raw))
         return out, rejected
 
 
@@ -420,7 +425,7 @@ def read(path: str, format: str | None = None, root: str | None = None, **option
             try:
                 yield decoder.decode(raw)
             except DATA_ERRORS as exc:
-                rejection = _rejection(name, raw, exc, _id_of(raw))
+                rejection = rejection_for(name, raw, exc, record_id_of(raw))
                 raise RecordError(rejection.error, rejection.fix, where=rejection.where()) from None
     except SyntaxErrorInFile as exc:
         raise RecordError(

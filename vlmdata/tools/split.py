@@ -17,10 +17,19 @@ import orjson
 
 from vlmdata.convert.codec import Options, Tally, WriteContext
 from vlmdata.convert.io import RecordWriter, SyntaxErrorInFile
-from vlmdata.convert.pipeline import DATA_ERRORS, Decoder, display_name, open_records, resolver_for, unreadable
+from vlmdata.convert.pipeline import (
+    DATA_ERRORS,
+    Decoder,
+    display_name,
+    open_records,
+    record_id_of,
+    rejection_for,
+    resolver_for,
+    unreadable,
+)
 from vlmdata.convert.registry import get_codec
 from vlmdata.convert.report import Rejection
-from vlmdata.errors import RecordError, VlmdataError
+from vlmdata.errors import VlmdataError
 from vlmdata.media.paths import PathResolver
 
 
@@ -135,7 +144,7 @@ def split(
                     sample = decoder.decode(raw)
                     data = _raw_bytes(raw.payload) if raw_copy else orjson.dumps(target.encode(sample, wctx))
                 except DATA_ERRORS as exc:
-                    report.rejections.append(_rejection(name, raw.line, raw.index, raw.payload, exc))
+                    report.rejections.append(rejection_for(name, raw, exc, record_id_of(raw)))
                     continue
                 key = "val" if raw.index in val_idx else "train"
                 writers[key].write_bytes(data)
@@ -168,22 +177,3 @@ def _raw_bytes(payload: Any) -> bytes:
     if isinstance(payload, bytes | bytearray):
         return bytes(payload).rstrip(b"\r\n")
     return orjson.dumps(payload)
-
-
-def _rejection(name: str, line: int | None, index: int, payload: Any, exc: BaseException) -> Rejection:
-    record_id = None
-    try:
-        value = orjson.loads(payload) if isinstance(payload, bytes | bytearray) else payload
-        record_id = value.get("id") if isinstance(value, dict) else None
-    except orjson.JSONDecodeError:
-        pass
-    if isinstance(exc, RecordError):
-        return Rejection(name, line, index, record_id, exc.what, exc.fix)
-    return Rejection(
-        name,
-        line,
-        index,
-        record_id,
-        f"unexpected record shape ({type(exc).__name__}: {exc})",
-        "check the record against the format's fields (vlmdata formats)",
-    )

@@ -21,7 +21,7 @@ from typing import Any
 from vlmdata.convert.codec import Options, Tally
 from vlmdata.convert.frames import convert_box
 from vlmdata.convert.io import SyntaxErrorInFile
-from vlmdata.convert.pipeline import DATA_ERRORS, Decoder, default_root, open_records
+from vlmdata.convert.pipeline import DATA_ERRORS, Decoder, default_root, describe_error, open_records
 from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.media.inspect import MediaInfo, MediaInspector
 from vlmdata.media.paths import PathResolver
@@ -98,7 +98,7 @@ def _file_items(t: Target, root: str | None, fmt: str | None) -> Iterator[Item]:
                 try:
                     sample = decoder.decode(raw)
                 except DATA_ERRORS as exc:
-                    what = str(exc) if isinstance(exc, RecordError) else f"{type(exc).__name__}: {exc}"
+                    what = describe_error(exc)
                     yield Item(t.path, raw.line, raw.index, None, what)
                     continue
                 yield Item(t.path, raw.line, raw.index, sample)

@@ -38,12 +38,12 @@ from vlmdata.convert.pipeline import (
     _account_syntax_error,
     _bytes_note,
     _check_not_input,
-    _id_of,
-    _rejection,
     display_name,
     open_records,
     output_layout,
     output_path,
+    record_id_of,
+    rejection_for,
     resolver_for,
     unreadable,
 )
@@ -228,7 +228,7 @@ def run_stream(
                 except DATA_ERRORS as exc:
                     origin = sample.origin
                     where = raw or Raw(sample.to_dict(), origin.line if origin else None, origin.index if origin else 0)
-                    rejection = _rejection(origin.file if origin else name, where, exc, sample.id)
+                    rejection = rejection_for(origin.file if origin else name, where, exc, sample.id)
                     report.add_rejection(rejection)
                     rejects_file.add(rejection, where)
                     continue
@@ -265,7 +265,7 @@ def _decoded(
             try:
                 sample = decode(raw)
             except DATA_ERRORS as exc:
-                rejection = _rejection(name, raw, exc, _id_of(raw))
+                rejection = rejection_for(name, raw, exc, record_id_of(raw))
                 report.add_rejection(rejection)
                 rejects_file.add(rejection, raw)
                 continue

@@ -17,7 +17,7 @@ import orjson
 
 from vlmdata.convert.codec import Options, Tally
 from vlmdata.convert.io import Raw, SyntaxErrorInFile, atomic_write_bytes
-from vlmdata.convert.pipeline import DATA_ERRORS, Decoder, default_root, open_records
+from vlmdata.convert.pipeline import DATA_ERRORS, Decoder, default_root, describe_error, open_records
 from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.media.inspect import MediaInspector
 from vlmdata.media.paths import PathResolver
@@ -244,7 +244,7 @@ class Runner:
         try:
             view.sample = decoder.decode(Raw(parsed, raw.line, raw.index))
         except DATA_ERRORS as exc:
-            view.decode_error = str(exc) if isinstance(exc, RecordError) else f"{type(exc).__name__}: {exc}"
+            view.decode_error = describe_error(exc)
         return view
 
     def record_checks(self, view: RecordView, fixes: dict[int, dict[str, Any]]) -> None:

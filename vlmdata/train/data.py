@@ -1,0 +1,204 @@
+"""The training set: samples read from any supported format (or an InternVL meta file), their
+exact token lengths, and the records left out with their reasons.
+
+Nothing is dropped silently: a record that cannot be read or rendered for the model, or that is
+longer than ``max_length``, is listed with ``file:line (id=...)`` and why, and counted; in ==
+kept + rejected + too long. Lengths are exact without decoding pixels: the template is rendered
+with the image sizes from the file headers, tokenised, and each image placeholder is counted as
+the processor will expand it (``processor._get_num_multimodal_tokens``, the count vLLM uses too).
+Image tokens are never truncated: a record that does not fit is left out whole.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from vlmdata.convert.codec import Options, Tally
+from vlmdata.convert.io import SyntaxErrorInFile
+from vlmdata.convert.pipeline import (
+    DATA_ERRORS,
+    Decoder,
+    display_name,
+    open_records,
+    record_id_of,
+    rejection_for,
+    resolver_for,
+)
+from vlmdata.convert.report import Rejection
+from vlmdata.errors import RecordError, VlmdataError
+from vlmdata.media.probe import probe_size
+from vlmdata.schemas.sample import Sample
+from vlmdata.tools.meta import count_records, meta_datasets, repeat_warning
+from vlmdata.validators.engine import is_internvl_meta
+
+
+@dataclass
+class Source:
+    """One annotation file to read: its format, media root and InternVL ``repeat_time``."""
+
+    path: str
+    root: str | None
+    format: str | None = None
+    repeat_time: float = 1
+    name: str | None = None
+
+
+@dataclass
+class Loaded:
+    samples: list[Sample] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    records_in: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def sources_of(paths: list[str], root: str | None, fmt: str | None) -> list[Source]:
+    """Data files as sources; an InternVL meta file expands to its entries (root and repeat_time)."""
+    out: list[Source] = []
+    for path in paths:
+        if not os.path.exists(path):
+            raise VlmdataError(f"{path}: no such file")
+        if is_internvl_meta(path):
+            for ds in meta_datasets(path):
+                if not os.path.isfile(ds.annotation):
+                    raise VlmdataError(
+                        f"{path}: entry {ds.name!r}: annotation {ds.annotation} not found "
+                        f"(InternVL resolves it against the working directory, here {os.getcwd()})"
+                    )
+                out.append(Source(ds.annotation, ds.root, "internvl", ds.repeat_time, ds.name))
+        else:
+            out.append(Source(path, root, fmt))
+    return out
+
+
+def load(sources: list[Source], allow_outside_root: bool = False) -> Loaded:
+    """Every sample of ``sources`` (repeat_time applied as InternVL does), bad records listed."""
+    loaded = Loaded()
+    for src in sources:
+        if src.repeat_time < 1:
+            loaded.warnings.append(repeat_warning(src.name or src.path, src.repeat_time))
+            keep: int | None = int(count_records(src.path) * src.repeat_time)
+            rounds = 1
+        else:
+            keep, rounds = None, int(src.repeat_time)
+        first = len(loaded.samples)
+        for _ in range(rounds if rounds else 1):
+            if rounds == 0:
+                break
+            _read_into(src, keep, allow_outside_root, loaded)
+            if len(loaded.samples) == first:
+                break  # nothing readable: reading again would only repeat the rejections
+    return loaded
+
+
+def _read_into(src: Source, keep: int | None, allow_outside_root: bool, loaded: Loaded) -> None:
+    options = Options(root=src.root, allow_outside_root=allow_outside_root)
+    opened = open_records(src.path, src.format)
+    name = display_name(src.path)
+    decoder = Decoder(opened.codec, name, resolver_for(opened.codec, src.path, options), options, Tally())
+    records = opened.records if keep is None else itertools.islice(opened.records, keep)
+    try:
+        for raw in records:
+            loaded.records_in += 1
+            try:
+                loaded.samples.append(decoder.decode(raw))
+            except DATA_ERRORS as exc:
+                loaded.rejected.append(rejection_for(name, raw, exc, record_id_of(raw)))
+    except SyntaxErrorInFile as exc:
+        loaded.rejected.append(
+            Rejection(
+                name,
+                exc.line,
+                None,
+                None,
+                f"JSON syntax error at column {exc.column}: {exc.message}",
+                "fix the JSON; the records after it were not read",
+            )
+        )
+    finally:
+        opened.close()
+
+
+def rejection_of(sample: Sample, exc: BaseException) -> Rejection:
+    """A rejection for a sample that was read but cannot be used for training."""
+    origin = sample.origin
+    what, fix = (exc.what, exc.fix) if isinstance(exc, RecordError) else (f"{type(exc).__name__}: {exc}", "")
+    if origin is None:
+        return Rejection("<samples>", None, None, sample.id, what, fix)
+    return Rejection(origin.file, origin.line, origin.index, origin.id, what, fix)
+
+
+class LengthCounter:
+    """Exact sequence length of a sample for one renderer/processor, from image headers only."""
+
+    def __init__(self, renderer: Any, processor: Any) -> None:
+        self.renderer = renderer
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+
+    def __call__(self, sample: Sample) -> int:
+        sizes = [self._size(m) for m in sample.images]
+        rendered = self.renderer.render(sample, [_SizeOnly(w, h) for w, h in sizes])
+        text = self.processor.apply_chat_template(rendered.conversation, tokenize=False)
+        n = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        if sizes:
+            counts = self.processor._get_num_multimodal_tokens(image_sizes=[(h, w) for w, h in sizes])
+            placeholder = len(self.tokenizer(self.processor.image_token, add_special_tokens=False)["input_ids"])
+            n += sum(counts.num_image_tokens) - placeholder * len(sizes)
+        return n
+
+    @staticmethod
+    def _size(media: Any) -> tuple[int, int]:
+        if media.width and media.height:
+            return media.width, media.height
+        if media.resolved is None:
+            raise RecordError(f"image {media.path} has no resolved path", "pass --root")
+        return probe_size(media.resolved, media.path)
+
+
+class _SizeOnly:
+    """Stands in for a PIL image where only ``.size`` is needed (box frames, templates)."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self.size = (width, height)
+
+
+@dataclass
+class Measured:
+    samples: list[Sample]
+    lengths: list[int]
+    too_long: list[tuple[Rejection, int]]
+    unusable: list[Rejection]
+
+
+def measure(
+    samples: list[Sample], count: Callable[[Sample], int], max_length: int | None, progress: Callable | None = None
+) -> Measured:
+    """Lengths of ``samples``; those over ``max_length`` or that cannot be rendered are set apart."""
+    out = Measured([], [], [], [])
+    for sample in samples:
+        try:
+            n = count(sample)
+        except DATA_ERRORS as exc:
+            out.unusable.append(rejection_of(sample, exc))
+            continue
+        finally:
+            if progress is not None:
+                progress()
+        if max_length is not None and n > max_length:
+            rejection = rejection_of(
+                sample, RecordError(f"{n} tokens, over --max-length {max_length}", "raise --max-length or shorten it")
+            )
+            out.too_long.append((rejection, n))
+            continue
+        out.samples.append(sample)
+        out.lengths.append(n)
+    return out
+
+
+def iter_where(rejections: list[Rejection]) -> Iterator[str]:
+    for r in rejections:
+        yield r.message()

@@ -1,0 +1,348 @@
+"""``vlmdata train``: validate, load, measure, train with transformers ``Trainer``, save, summarise.
+
+The data is validated first and the run refuses to start on error-level findings (unless
+``validate_data`` is off); records that cannot be trained on are counted and listed in
+``left_out.jsonl`` in the run folder before the first step. Under ``accelerate launch`` /
+``torchrun`` every rank builds the same dataset and the ``Trainer`` shards the batches; only
+rank 0 prints and writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from vlmdata.convert.io import atomic_write_bytes
+from vlmdata.convert.report import Rejection
+from vlmdata.errors import VlmdataError
+from vlmdata.train.collate import Collator
+from vlmdata.train.compat import setup_environment
+from vlmdata.train.config import TrainConfig, save_config
+from vlmdata.train.data import LengthCounter, Loaded, Measured, load, measure, sources_of
+from vlmdata.train.families import detect_family
+from vlmdata.train.model import load_model, load_processor, prepare
+from vlmdata.train.render import Renderer
+
+FINAL = "final"
+LEFT_OUT = "left_out.jsonl"
+SUMMARY = "summary.json"
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+@dataclass
+class Prepared:
+    """What the run trains on, and what it left out (with reasons)."""
+
+    records_in: int
+    train: Measured
+    val: Measured | None
+    unreadable: list[Rejection]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def left_out(self) -> int:
+        return len(self.unreadable) + len(self.train.unusable) + len(self.train.too_long)
+
+
+@dataclass
+class Summary:
+    family: str
+    template: str
+    records_in: int
+    trained_records: int
+    left_out: int
+    too_long: int
+    steps: int
+    samples_seen: int
+    tokens: int
+    supervised_tokens: int
+    seconds: float
+    tokens_per_second: float
+    samples_per_second: float
+    peak_memory_mb: float
+    peak_memory_kind: str
+    train_loss: float | None
+    eval_loss: float | None
+    trainable_parameters: int
+    total_parameters: int
+    trainable_by_part: dict[str, int]
+    output: str
+
+
+def check_data(config: TrainConfig, say: Callable[[str], None]) -> None:
+    """Run the validator on the data; error-level findings stop the run before any model loads."""
+    from vlmdata.validators.engine import validate
+
+    report = validate(
+        config.data + config.val,
+        root=config.root,
+        from_format=config.format,
+        allow_outside_root=config.allow_outside_root,
+    )
+    errors = [f for f in report.findings if f.severity == "error"]
+    if errors:
+        shown = "\n".join(f"  {f.where()}: {f.code} {f.message}" for f in errors[:20])
+        more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
+        raise VlmdataError(
+            f"refusing to train: vlmdata validate found {len(errors)} error(s) in the data:\n{shown}{more}\n"
+            "fix them (vlmdata validate --fix fixes the safe ones) or pass --no-validate"
+        )
+    warnings = report.count("warning")
+    say(f"validate: no errors, {warnings} warning(s) ({report.seconds:.1f} s)")
+
+
+def prepare_data(config: TrainConfig, renderer: Renderer, processor: Any) -> Prepared:
+    counter = LengthCounter(renderer, processor)
+    loaded: Loaded = load(sources_of(config.data, config.root, config.format), config.allow_outside_root)
+    train = measure(loaded.samples, counter, config.max_length)
+    val = None
+    unreadable = list(loaded.rejected)
+    if config.val:
+        loaded_val = load(
+            sources_of(config.val, config.val_root or config.root, config.format), config.allow_outside_root
+        )
+        val = measure(loaded_val.samples, counter, config.max_length)
+        unreadable += loaded_val.rejected
+    return Prepared(loaded.records_in, train, val, unreadable, loaded.warnings)
+
+
+def write_left_out(prepared: Prepared, folder: str) -> str:
+    rows = [{"reason": "unreadable", **asdict(r)} for r in prepared.unreadable]
+    for split, measured in (("train", prepared.train), ("val", prepared.val)):
+        if measured is None:
+            continue
+        rows += [{"reason": "unusable", "split": split, **asdict(r)} for r in measured.unusable]
+        rows += [{"reason": "too_long", "split": split, "tokens": n, **asdict(r)} for r, n in measured.too_long]
+    path = os.path.join(folder, LEFT_OUT)
+    atomic_write_bytes(path, b"".join(json.dumps(r, default=str).encode() + b"\n" for r in rows))
+    return path
+
+
+def _dataset(measured: Measured) -> Any:
+    import torch
+
+    class SampleDataset(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return len(measured.samples)
+
+        def __getitem__(self, i: int) -> Any:
+            return measured.samples[i]
+
+    return SampleDataset()
+
+
+def make_trainer(config: TrainConfig, model: Any, prepared: Prepared, collator: Collator, callbacks: list) -> Any:
+    import torch
+    from transformers import Trainer, TrainingArguments
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    cpu = not torch.cuda.is_available()
+    fields = TrainingArguments.__dataclass_fields__
+    checkpointing = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
+    args = TrainingArguments(
+        output_dir=config.output,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.lr,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        warmup_steps=config.warmup_ratio,
+        lr_scheduler_type=config.lr_scheduler,
+        weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm,
+        bf16=config.bf16,
+        logging_steps=config.logging_steps,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
+        eval_strategy="steps" if prepared.val is not None else "no",
+        eval_steps=config.eval_steps or config.save_steps,
+        seed=config.seed,
+        remove_unused_columns=False,
+        dataloader_num_workers=config.num_workers,
+        report_to=config.report_to,
+        disable_tqdm=not config.progress,
+        use_cpu=cpu,
+        ddp_backend="gloo" if cpu and world_size() > 1 else None,
+        deepspeed=config.deepspeed,
+        fsdp=config.fsdp or "",
+        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
+        label_names=["labels"],
+        **{checkpointing: config.gradient_checkpointing},
+    )
+    lengths = prepared.train.lengths
+
+    class VlmTrainer(Trainer):
+        """Trainer with the measured lengths for length grouping and token counting."""
+
+        tokens = 0
+        supervised = 0
+
+        def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+            if self.args.train_sampling_strategy == "group_by_length":
+                return LengthGroupedSampler(
+                    self.args.train_batch_size * self.args.gradient_accumulation_steps, lengths=lengths
+                )
+            return super()._get_train_sampler(train_dataset)
+
+        def _get_eval_sampler(self, eval_dataset: Any) -> Any:
+            return torch.utils.data.SequentialSampler(eval_dataset)  # order does not matter for a mean loss
+
+        def compute_loss(self, model: Any, inputs: dict[str, Any], *a: Any, **kw: Any) -> Any:
+            if model.training:
+                self.tokens += int(inputs["attention_mask"].sum())
+                self.supervised += int((inputs["labels"] != -100).sum())
+            return super().compute_loss(model, inputs, *a, **kw)
+
+    return VlmTrainer(
+        model=model,
+        args=args,
+        train_dataset=_dataset(prepared.train),
+        eval_dataset=_dataset(prepared.val) if prepared.val is not None else None,
+        data_collator=collator,
+        callbacks=callbacks,
+    )
+
+
+def resume_point(config: TrainConfig) -> str | None:
+    if config.resume is False:
+        return None
+    if config.resume is True:
+        from transformers.trainer_utils import get_last_checkpoint
+
+        last = get_last_checkpoint(config.output) if os.path.isdir(config.output) else None
+        if last is None:
+            raise VlmdataError(f"--resume: no checkpoint-* folder in {config.output} to resume from")
+        return last
+    if not os.path.isdir(config.resume):
+        raise VlmdataError(f"--resume {config.resume}: no such checkpoint folder")
+    return config.resume
+
+
+def peak_memory() -> tuple[float, str]:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20, "cuda max allocated"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process peak RSS"
+
+
+def _reduce(trainer: Any, value: int) -> int:
+    if world_size() == 1:
+        return value
+    import torch
+
+    tensor = torch.tensor([value], device=trainer.args.device)
+    return int(trainer.accelerator.reduce(tensor, reduction="sum").item())
+
+
+def train(config: TrainConfig, say: Callable[[str], None] = print) -> Summary:
+    """Run a training job; returns its summary (also written to ``<output>/summary.json``)."""
+    setup_environment()
+    main = rank() == 0
+    say = say if main else (lambda _msg: None)
+    family = detect_family(config.model)
+    resume_from = resume_point(config)
+    if config.validate_data:
+        check_data(config, say)
+    processor, template = load_processor(config, family)
+    renderer = Renderer(family, processor, config.box_syntax)
+    say(
+        f"model: {config.model} ({family.name}); chat template: {template}; "
+        f"boxes: {renderer.box_syntax} in {renderer.frame.value}"
+    )
+    prepared = prepare_data(config, renderer, processor)
+    for warning in prepared.warnings:
+        say(f"warning: {warning}")
+    too_long = prepared.train.too_long
+    if config.strict and too_long:
+        listed = "\n".join(f"  {r.message()}" for r, _ in too_long[:20])
+        raise VlmdataError(f"--strict: {len(too_long)} record(s) over --max-length {config.max_length}:\n{listed}")
+    if not prepared.train.samples:
+        raise VlmdataError("no trainable record left; see the reasons above")
+    if main:
+        os.makedirs(config.output, exist_ok=True)
+        save_config(config, config.output)
+        left_out_path = write_left_out(prepared, config.output)
+    kept = len(prepared.train.samples)
+    say(
+        f"data: {prepared.records_in} records in, {kept} to train on, {prepared.left_out} left out "
+        f"({len(prepared.unreadable)} unreadable, {len(prepared.train.unusable)} unusable, "
+        f"{len(too_long)} over --max-length)"
+    )
+    if prepared.left_out and main:
+        say(f"left-out records and reasons: {left_out_path}")
+        for r in prepared.unreadable[:5] + prepared.train.unusable[:5] + [r for r, _ in too_long[:5]]:
+            say(f"  {r.message()}")
+
+    model = load_model(config)
+    trainable = prepare(model, family, config)
+    say(
+        f"parameters: {trainable.trainable:,} trainable of {trainable.total:,} "
+        f"({', '.join(f'{k} {v:,}' for k, v in sorted(trainable.by_part.items()))})"
+        + (f"; LoRA on {len(trainable.lora_modules)} modules" if config.lora else "")
+    )
+    collator = Collator(renderer, processor)
+    trainer = make_trainer(config, trainable.model, prepared, collator, [])
+    started = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=resume_from)
+    seconds = time.perf_counter() - started
+    final = os.path.join(config.output, FINAL)
+    trainer.save_model(final)
+    if main:
+        processor.save_pretrained(final)
+    eval_loss = None
+    if prepared.val is not None and prepared.val.samples:
+        eval_loss = float(trainer.evaluate()["eval_loss"])
+    tokens = _reduce(trainer, trainer.tokens)
+    supervised = _reduce(trainer, trainer.supervised)
+    memory, memory_kind = peak_memory()
+    state = trainer.state
+    samples_seen = result.metrics.get("train_samples_per_second", 0) * result.metrics.get("train_runtime", 0)
+    summary = Summary(
+        family=family.name,
+        template=template,
+        records_in=prepared.records_in,
+        trained_records=kept,
+        left_out=prepared.left_out,
+        too_long=len(too_long),
+        steps=state.global_step,
+        samples_seen=round(samples_seen),
+        tokens=tokens,
+        supervised_tokens=supervised,
+        seconds=round(seconds, 2),
+        tokens_per_second=round(tokens / seconds, 1) if seconds else 0.0,
+        samples_per_second=round(result.metrics.get("train_samples_per_second", 0.0), 3),
+        peak_memory_mb=round(memory, 1),
+        peak_memory_kind=memory_kind,
+        train_loss=result.training_loss,
+        eval_loss=eval_loss,
+        trainable_parameters=trainable.trainable,
+        total_parameters=trainable.total,
+        trainable_by_part=trainable.by_part,
+        output=final,
+    )
+    if main:
+        atomic_write_bytes(os.path.join(config.output, SUMMARY), json.dumps(asdict(summary), indent=2).encode())
+        say(
+            f"done: {summary.steps} steps, {summary.samples_seen} samples, {summary.tokens:,} tokens "
+            f"({summary.supervised_tokens:,} supervised) in {summary.seconds} s = {summary.tokens_per_second:,} "
+            f"tokens/s; peak memory {summary.peak_memory_mb:,.0f} MB ({memory_kind}); "
+            f"train loss {summary.train_loss:.4f}"
+            + (f", eval loss {eval_loss:.4f}" if eval_loss is not None else "")
+            + f"; model in {final}"
+        )
+    return summary

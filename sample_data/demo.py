@@ -189,6 +189,57 @@ def gallery_demo() -> bool:
     return ok
 
 
+def train_demo() -> bool:
+    """`vlmdata train` + `vlmdata export` on the InternVL meta the demo wrote, with a tiny random
+    Qwen2.5-VL built from a config (no download): LoRA, 20 steps on CPU, then merged."""
+    console.rule("vlmdata train")
+    model = f"{OUT}/tiny-qwen2_5_vl"
+    build = subprocess.run(
+        [sys.executable, "-c", f"from vlmdata.train.tiny import save_tiny; save_tiny('qwen2_5_vl', {model!r})"],
+        cwd=REPO,
+        capture_output=True,
+        check=False,
+    )
+    if build.returncode != 0:
+        console.print(f"[red]could not build the tiny model[/]\n{escape(build.stderr.decode()[-2000:])}")
+        return False
+    args = [
+        "train",
+        "--model",
+        model,
+        "--data",
+        f"{OUT}/meta.json",
+        "--output",
+        f"{OUT}/run",
+        "--lora",
+        "--lr",
+        "5e-3",
+        "--max-steps",
+        "20",
+        "--batch-size",
+        "2",
+        "--save-steps",
+        "10",
+        "--no-progress",
+        "--logging-steps",
+        "5",
+    ]
+    console.print("$ vlmdata " + " ".join(args), markup=False)
+    proc = vlmdata(*args)
+    for line in proc.stdout.decode().splitlines():
+        if not line.startswith("{"):  # the Trainer's per-step dicts are in summary.json
+            console.print(line, markup=False)
+    summary_path = REPO / OUT / "run" / "summary.json"
+    if proc.returncode != 0 or not summary_path.is_file():
+        console.print(f"[red]train failed (exit {proc.returncode})[/]\n{escape(proc.stderr.decode()[-3000:])}")
+        return False
+    args = ["export", f"{OUT}/run", "--merge-lora", "-o", f"{OUT}/merged"]
+    console.print("$ vlmdata " + " ".join(args), markup=False)
+    proc = vlmdata(*args)
+    console.print(proc.stdout.decode().strip() or escape(proc.stderr.decode()), markup=False)
+    return proc.returncode == 0
+
+
 def main() -> int:
     out = REPO / OUT
     if out.exists():
@@ -215,6 +266,7 @@ def main() -> int:
     ok = stdin_stdout_demo() and ok
     ok = validate_demo() and ok
     ok = gallery_demo() and ok
+    ok = train_demo() and ok
     console.rule()
     console.print("[green]demo finished[/]" if ok else "[red]demo found unexpected results (see above)[/]")
     return 0 if ok else 1

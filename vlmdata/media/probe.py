@@ -33,8 +33,9 @@ class SizeCache:
         return hit
 
 
-def probe_size(resolved: str, shown: str) -> tuple[int, int]:
-    """(width, height) of the image at ``resolved``; ``shown`` is the path as the record wrote it."""
+def probe_size(resolved: str, shown: str, needed_for: str = "to convert boxes") -> tuple[int, int]:
+    """(width, height) of the image at ``resolved``; ``shown`` is the path as the record wrote it,
+    ``needed_for`` says in the error why the size was wanted."""
     if is_remote(resolved):
         raise RecordError(
             f"the size of remote image {shown[:120]!r} is unknown",
@@ -53,7 +54,7 @@ def probe_size(resolved: str, shown: str) -> tuple[int, int]:
                     w, h = im.size
     except FileNotFoundError:
         raise RecordError(
-            f"image {shown!r} not found at {resolved} (its size is needed to convert boxes)",
+            f"image {shown!r} not found at {resolved} (its size is needed {needed_for})",
             "fix the path or --root, or add width/height to the record",
         ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

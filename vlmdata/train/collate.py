@@ -9,10 +9,13 @@ and for Qwen2.5-VL the grid the processor returned equals the resize the boxes w
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
+from vlmdata.convert.report import Rejection
 from vlmdata.errors import RecordError
 from vlmdata.schemas.sample import Sample
+from vlmdata.train.data import rejection_of
 from vlmdata.train.render import Renderer
 
 IGNORE = -100
@@ -41,18 +44,27 @@ class Collator:
         self.processor = processor
         self.check = check
         self.image_token_id = getattr(processor, "image_token_id", None)
+        self.dropped: list[Rejection] = []
 
     def encode(self, samples: list[Sample]) -> dict[str, Any]:
         import torch
 
-        rendered = []
+        rendered, kept = [], []
         for sample in samples:
             try:
                 images = [load_image(m.resolved, m.path) for m in sample.images]
                 rendered.append(self.renderer.render(sample, images))
+                kept.append(sample)
             except RecordError as exc:
-                where = sample.origin.where() if sample.origin else f"id={sample.id}"
-                raise RecordError(exc.what, exc.fix, where=where) from None
+                # An image that passed the header checks but does not decode: leave the record out of
+                # this batch (listed in left_out.jsonl at the end) rather than lose the whole run.
+                rejection = rejection_of(sample, exc)
+                self.dropped.append(rejection)
+                print(f"warning: left out of training: {rejection.message()}", file=sys.stderr, flush=True)
+        if not kept:
+            where = ", ".join(r.where() for r in self.dropped[-len(samples) :])
+            raise RecordError(f"no record of this batch could be loaded ({where})", "run vlmdata validate")
+        samples = kept
         batch = self.processor.apply_chat_template(
             [r.conversation for r in rendered],
             tokenize=True,

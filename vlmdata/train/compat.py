@@ -25,9 +25,7 @@ def require_train_extra() -> None:
         except ImportError:
             missing.append(module)
     if missing:
-        raise VlmdataError(
-            f"the training stage needs {', '.join(missing)}: pip install 'vlmdata[train]'"
-        )
+        raise VlmdataError(f"the training stage needs {', '.join(missing)}: pip install 'vlmdata[train]'")
 
 
 def setup_environment() -> None:

@@ -42,7 +42,9 @@ class TrainConfig(BaseModel):
     # rendering
     max_length: int | None = Field(None, ge=16, description="records longer than this are left out (counted)")
     strict: bool = Field(False, description="refuse to start when any record is over --max-length")
-    chat_template: Literal["auto", "model", "builtin"] = "auto"
+    chat_template: Literal["builtin", "model"] = Field(
+        "builtin", description="builtin: the family's template with generation spans; model: the checkpoint's own"
+    )
     box_syntax: str | None = Field(None, description="grounding syntax override: internvl, tokens, json, llava")
     min_pixels: int | None = Field(None, ge=1, description="Qwen image processor min pixels")
     max_pixels: int | None = Field(None, ge=1, description="Qwen image processor max pixels")

@@ -156,7 +156,7 @@ class LengthCounter:
             return media.width, media.height
         if media.resolved is None:
             raise RecordError(f"image {media.path} has no resolved path", "pass --root")
-        return probe_size(media.resolved, media.path)
+        return probe_size(media.resolved, media.path, "to count its image tokens")
 
 
 class _SizeOnly:

@@ -18,8 +18,8 @@ from vlmdata.errors import VlmdataError
 from vlmdata.schemas.sample import Frame
 
 # Modules by the transformers (v5) names: vision tower, projector, language model.
-_VISION = r"(?:^|\.)(?:vision_tower|visual)\.(?!merger)"
-_PROJECTOR = r"(?:^|\.)(?:multi_modal_projector|visual\.merger)\."
+_VISION = r"(?:^|\.)(?:vision_tower|visual)\.(?!merger|deepstack_merger_list)"
+_PROJECTOR = r"(?:^|\.)(?:multi_modal_projector|visual\.merger|visual\.deepstack_merger_list)\."
 _LANGUAGE = r"(?:^|\.)(?:language_model\.|lm_head)"
 
 # LoRA by default: every projection of the language model's attention and MLP, never the vision

@@ -25,18 +25,18 @@ def builtin_template(family: Family) -> str:
 
 
 def choose_template(processor: Any, family: Family, policy: str) -> str:
-    """Set the processor's chat template; returns which one (``model`` or ``builtin``).
+    """Set the processor's chat template; returns which one (``builtin`` or ``model``).
 
-    ``auto`` keeps the model's own template when it marks assistant replies with
-    ``{% generation %}`` (needed for the label mask) and uses the built-in one otherwise.
+    ``builtin`` (the default) renders the family's released template text with a
+    ``{% generation %}`` block around each reply and its end-of-turn token; ``model`` keeps the
+    checkpoint's own template, which must carry a generation block for the label mask.
     """
-    own = processor.chat_template or ""
-    has_generation = "generation" in own and "endgeneration" in own
-    if policy == "model" or (policy == "auto" and has_generation):
-        if not has_generation:
+    if policy == "model":
+        own = processor.chat_template or ""
+        if "generation" not in own or "endgeneration" not in own:
             raise VlmdataError(
                 "--chat-template model: the model's chat template has no {% generation %} block, so no "
-                "assistant token could be labelled; use --chat-template builtin (or auto)"
+                "assistant token could be labelled; use --chat-template builtin"
             )
         return "model"
     processor.chat_template = builtin_template(family)

@@ -64,6 +64,7 @@ class Summary:
     trained_records: int
     left_out: int
     too_long: int
+    dropped_in_training: int
     steps: int
     samples_seen: int
     tokens: int
@@ -118,8 +119,9 @@ def prepare_data(config: TrainConfig, renderer: Renderer, processor: Any) -> Pre
     return Prepared(loaded.records_in, train, val, unreadable, loaded.warnings)
 
 
-def write_left_out(prepared: Prepared, folder: str) -> str:
+def write_left_out(prepared: Prepared, folder: str, dropped: list[Rejection] = ()) -> str:  # type: ignore[assignment]
     rows = [{"reason": "unreadable", **asdict(r)} for r in prepared.unreadable]
+    rows += [{"reason": "undecodable", "split": "train", **asdict(r)} for r in dropped]
     for split, measured in (("train", prepared.train), ("val", prepared.val)):
         if measured is None:
             continue
@@ -190,6 +192,7 @@ def make_trainer(config: TrainConfig, model: Any, prepared: Prepared, collator: 
 
         tokens = 0
         supervised = 0
+        samples = 0
 
         def _get_train_sampler(self, train_dataset: Any = None) -> Any:
             if self.args.train_sampling_strategy == "group_by_length":
@@ -205,6 +208,7 @@ def make_trainer(config: TrainConfig, model: Any, prepared: Prepared, collator: 
             if model.training:
                 self.tokens += int(inputs["attention_mask"].sum())
                 self.supervised += int((inputs["labels"] != -100).sum())
+                self.samples += int(inputs["input_ids"].shape[0])
             return super().compute_loss(model, inputs, *a, **kw)
 
     return VlmTrainer(
@@ -215,6 +219,28 @@ def make_trainer(config: TrainConfig, model: Any, prepared: Prepared, collator: 
         data_collator=collator,
         callbacks=callbacks,
     )
+
+
+def loop_timer() -> Any:
+    """A callback timing the first to the end of the last optimiser step: throughput excludes model
+    loading and the final checkpoint the Trainer writes after the last step."""
+    from transformers import TrainerCallback
+
+    class LoopTimer(TrainerCallback):
+        began: float | None = None
+        ended: float | None = None
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self.began = time.perf_counter()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self.ended = time.perf_counter()
+
+        @property
+        def seconds(self) -> float:
+            return (self.ended - self.began) if self.began and self.ended else 0.0
+
+    return LoopTimer()
 
 
 def resume_point(config: TrainConfig) -> str | None:
@@ -296,10 +322,10 @@ def train(config: TrainConfig, say: Callable[[str], None] = print) -> Summary:
         + (f"; LoRA on {len(trainable.lora_modules)} modules" if config.lora else "")
     )
     collator = Collator(renderer, processor)
-    trainer = make_trainer(config, trainable.model, prepared, collator, [])
-    started = time.perf_counter()
+    timer = loop_timer()
+    trainer = make_trainer(config, trainable.model, prepared, collator, [timer])
     result = trainer.train(resume_from_checkpoint=resume_from)
-    seconds = time.perf_counter() - started
+    seconds = timer.seconds
     final = os.path.join(config.output, FINAL)
     trainer.save_model(final)
     if main:
@@ -309,9 +335,10 @@ def train(config: TrainConfig, say: Callable[[str], None] = print) -> Summary:
         eval_loss = float(trainer.evaluate()["eval_loss"])
     tokens = _reduce(trainer, trainer.tokens)
     supervised = _reduce(trainer, trainer.supervised)
+    samples_seen = _reduce(trainer, trainer.samples)
+    dropped = _reduce(trainer, len(collator.dropped))
     memory, memory_kind = peak_memory()
     state = trainer.state
-    samples_seen = result.metrics.get("train_samples_per_second", 0) * result.metrics.get("train_runtime", 0)
     summary = Summary(
         family=family.name,
         template=template,
@@ -319,13 +346,14 @@ def train(config: TrainConfig, say: Callable[[str], None] = print) -> Summary:
         trained_records=kept,
         left_out=prepared.left_out,
         too_long=len(too_long),
+        dropped_in_training=dropped,
         steps=state.global_step,
-        samples_seen=round(samples_seen),
+        samples_seen=samples_seen,
         tokens=tokens,
         supervised_tokens=supervised,
         seconds=round(seconds, 2),
         tokens_per_second=round(tokens / seconds, 1) if seconds else 0.0,
-        samples_per_second=round(result.metrics.get("train_samples_per_second", 0.0), 3),
+        samples_per_second=round(samples_seen / seconds, 3) if seconds else 0.0,
         peak_memory_mb=round(memory, 1),
         peak_memory_kind=memory_kind,
         train_loss=result.training_loss,
@@ -336,6 +364,8 @@ def train(config: TrainConfig, say: Callable[[str], None] = print) -> Summary:
         output=final,
     )
     if main:
+        if collator.dropped:
+            write_left_out(prepared, config.output, collator.dropped)
         atomic_write_bytes(os.path.join(config.output, SUMMARY), json.dumps(asdict(summary), indent=2).encode())
         say(
             f"done: {summary.steps} steps, {summary.samples_seen} samples, {summary.tokens:,} tokens "

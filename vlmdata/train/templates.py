@@ -48,7 +48,12 @@ def chatml(image_placeholder: str, default_system: str | None) -> str:
 
 
 def llava() -> str:
-    """LLaVA-1.5 (``conv_vicuna_v1`` as the -hf checkpoints render it): ``USER: <image>\\n.. ASSISTANT: ..</s>``."""
+    """LLaVA-1.5's ``conv_vicuna_v1`` turns: ``USER: <image>\\n.. ASSISTANT: ..</s>USER: ..``.
+
+    The llava-hf checkpoints' own template has a generation block but no ``</s>`` (a model trained
+    with it never learns to stop) and moves every image to the front of its turn; this one keeps
+    the original training layout and supervises ``</s>``.
+    """
     return (
         "{{- bos_token -}}"
         "{%- for message in messages -%}"
@@ -56,7 +61,6 @@ def llava() -> str:
         "{%- elif message['role'] == 'user' -%}{{- 'USER: ' -}}" + _content("<image>\n") + "{{- ' ' -}}"
         "{%- elif message['role'] == 'assistant' -%}{{- 'ASSISTANT: ' -}}"
         "{%- generation -%}" + _content("") + "{{- eos_token -}}{%- endgeneration -%}"
-        "{{- ' ' -}}"
         "{%- endif -%}"
         "{%- endfor -%}"
         "{%- if add_generation_prompt -%}{{- 'ASSISTANT:' -}}{%- endif -%}"

@@ -15,7 +15,7 @@ from typing import Any
 from vlmdata.train import templates
 from vlmdata.train.compat import setup_environment
 
-TINY_FAMILIES = ("internvl", "qwen2_vl", "qwen2_5_vl", "llava")
+TINY_FAMILIES = ("internvl", "qwen2_vl", "qwen2_5_vl", "qwen3_vl", "llava")
 
 _CORPUS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -109,6 +109,8 @@ def build_tiny(family: str, text: TextSize | None = None, vision_width: int = 32
     }
     if family == "internvl":
         return _internvl(tok, dims, vision_width, vision_layers)
+    if family == "qwen3_vl":
+        return _qwen3(tok, dims, text, vision_width, vision_layers)
     if family.startswith("qwen"):
         return _qwen(family, tok, dims, text, vision_width, vision_layers)
     return _llava(tok, dims, vision_width, vision_layers)
@@ -151,9 +153,29 @@ def _internvl(tok: Any, dims: dict[str, Any], width: int, layers: int) -> tuple:
     return InternVLForConditionalGeneration(cfg), processor
 
 
-def _qwen(family: str, tok: Any, dims: dict[str, Any], text: TextSize, width: int, layers: int) -> tuple:
+def _qwen_token_ids(tok: Any) -> dict[str, int]:
+    return {
+        "image_token_id": tok.image_token_id,
+        "video_token_id": tok.video_token_id,
+        "vision_start_token_id": tok.vision_start_token_id,
+        "vision_end_token_id": tok.vision_end_token_id,
+    }
+
+
+def _qwen_image_processor(patch: int, merge: int, temporal: int) -> Any:
+    """4-16 image tokens per image: resized sides are multiples of patch * merge."""
     from transformers import Qwen2VLImageProcessorPil
 
+    unit = patch * merge
+    return Qwen2VLImageProcessorPil(
+        size={"shortest_edge": 4 * unit * unit, "longest_edge": 16 * unit * unit},
+        patch_size=patch,
+        merge_size=merge,
+        temporal_patch_size=temporal,
+    )
+
+
+def _qwen(family: str, tok: Any, dims: dict[str, Any], text: TextSize, width: int, layers: int) -> tuple:
     head_dim = text.hidden_size // text.num_attention_heads
     half = head_dim // 2  # sum(mrope_section) must be head_dim / 2 (P5)
     section = [half - 2 * (half // 3), half // 3, half // 3]
@@ -194,20 +216,51 @@ def _qwen(family: str, tok: Any, dims: dict[str, Any], text: TextSize, width: in
     cfg = Config(
         text_config=text_cfg,
         vision_config=vision,
-        image_token_id=tok.image_token_id,
-        video_token_id=tok.video_token_id,
-        vision_start_token_id=tok.vision_start_token_id,
-        vision_end_token_id=tok.vision_end_token_id,
+        **_qwen_token_ids(tok),
     )
-    unit = patch * merge
-    image_processor = Qwen2VLImageProcessorPil(
-        size={"shortest_edge": 4 * unit * unit, "longest_edge": 16 * unit * unit},
-        patch_size=patch,
-        merge_size=merge,
-        temporal_patch_size=temporal,
-    )
+    image_processor = _qwen_image_processor(patch, merge, temporal)
     template = templates.chatml("<|vision_start|><|image_pad|><|vision_end|>", templates.QWEN_DEFAULT_SYSTEM)
     return Model(cfg), Processor(image_processor=image_processor, tokenizer=tok, chat_template=template)
+
+
+def _qwen3(tok: Any, dims: dict[str, Any], text: TextSize, width: int, layers: int) -> tuple:
+    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration, Qwen3VLProcessor
+
+    head_dim = text.hidden_size // text.num_attention_heads
+    half = head_dim // 2
+    section = [half - 2 * (half // 3), half // 3, half // 3]
+    text_cfg = {
+        **dims,
+        "head_dim": head_dim,
+        "rope_parameters": {
+            "rope_type": "default",
+            "rope_theta": 10000.0,
+            "mrope_section": section,
+            "mrope_interleaved": True,
+        },
+    }
+    patch, merge, temporal = 16, 2, 2  # Qwen3-VL: patch 16, so resized sides are multiples of 32
+    depth = max(layers, 2)
+    cfg = Qwen3VLConfig(
+        text_config=text_cfg,
+        vision_config={
+            "depth": depth,
+            "hidden_size": width,
+            "intermediate_size": width * 2,
+            "num_heads": 2,
+            "out_hidden_size": text.hidden_size,
+            "patch_size": patch,
+            "spatial_merge_size": merge,
+            "temporal_patch_size": temporal,
+            "num_position_embeddings": 64,
+            "deepstack_visual_indexes": [0],
+        },
+        **_qwen_token_ids(tok),
+    )
+    image_processor = _qwen_image_processor(patch, merge, temporal)
+    template = templates.chatml("<|vision_start|><|image_pad|><|vision_end|>", None)
+    processor = Qwen3VLProcessor(image_processor=image_processor, tokenizer=tok, chat_template=template)
+    return Qwen3VLForConditionalGeneration(cfg), processor
 
 
 def _llava(tok: Any, dims: dict[str, Any], width: int, layers: int) -> tuple:

@@ -371,3 +371,46 @@ def test_qwen_resize_is_the_formats_md_algorithm(tiny_models):
             beta = math.sqrt(3136 / (h * w))
             hb, wb = math.ceil(h * beta / f) * f, math.ceil(w * beta / f) * f
         assert qwen_resized(ip, w, h) == (wb, hb)
+
+
+def _batch_text(family: str, folder: Path, samples_: list[Sample]) -> tuple[list[list[str]], object]:
+    processor = _processor(folder, family)
+    batch = Collator(Renderer(FAMILIES[family], processor), processor)(samples_)
+    return [_supervised(processor, batch, i) for i in range(len(samples_))], batch
+
+
+def test_one_sample_trains_the_same_from_every_format_that_keeps_its_boxes_exact(tiny_models):
+    """ms-swift (pixels), legacy ms-swift (pixels, JSON-string objects) and InternVL (0-1000) copies
+    of the sample data give the same supervised tokens: the format never reaches the model."""
+    sources = {
+        "swift": vlmdata.read(str(SWIFT), root=str(IMAGES)),
+        "swift-legacy": vlmdata.read(str(REPO / "sample_data" / "swift-legacy" / "train.jsonl"), root=str(IMAGES)),
+        "internvl": vlmdata.read(str(REPO / "sample_data" / "internvl" / "train.jsonl"), root=str(IMAGES)),
+    }
+    answers = {}
+    for name, stream in sources.items():
+        by_id = {s.id: s for s in stream}
+        ordered = [by_id[k] for k in sorted(by_id)]
+        answers[name], _ = _batch_text("internvl", tiny_models["internvl"], ordered)
+    assert answers["swift"] == answers["swift-legacy"] == answers["internvl"]
+    assert any("<box>" in run for runs in answers["swift"] for run in runs)
+
+
+def test_llamafactory_demo_data_encodes_for_training(tiny_models, realdata):
+    """LLaMA-Factory's own mllm_demo.json (6 rows, images [2, 1, 1, 2, 1, 1]) through the train path."""
+    from vlmdata.train.data import load, sources_of
+
+    folder = realdata / "lf-mllm-demo"
+    expected = json.loads((folder / "case.json").read_text())["expected"]
+    loaded = load(sources_of([str(folder / "mllm_demo.json")], None, "sharegpt"))
+    assert loaded.records_in == len(loaded.samples) == expected["records"] and not loaded.rejected
+    runs, batch = _batch_text("qwen2_vl", tiny_models["qwen2_vl"], loaded.samples)
+    # One <|vision_start|> per image, each expanded by the processor; every row supervises its answers.
+    start = _processor(tiny_models["qwen2_vl"], "qwen2_vl").tokenizer.convert_tokens_to_ids("<|vision_start|>")
+    per_row = (batch["input_ids"] == start).sum(dim=1).tolist()
+    assert per_row == expected["images_per_record"]
+    assert batch["image_grid_thw"].shape[0] == sum(expected["images_per_record"])
+    answers = [[m.text() for m in s.messages if m.role == "assistant"] for s in loaded.samples]
+    assert [len(r) for r in runs] == [len(a) for a in answers]
+    for row_runs, row_answers in zip(runs, answers, strict=True):
+        assert [r.removesuffix("<|im_end|>") for r in row_runs] == row_answers

@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 SWIFT = REPO / "sample_data" / "swift" / "train.jsonl"
 IMAGES = REPO / "sample_data" / "images"
 META = REPO / "sample_data" / "internvl" / "meta.json"
-FAMILIES = ("internvl", "qwen2_vl", "qwen2_5_vl", "llava")
+FAMILIES = ("internvl", "qwen2_vl", "qwen2_5_vl", "qwen3_vl", "llava")
 LR = {False: 1e-3, True: 5e-3}  # full fine-tune / LoRA rates that move the tiny models in 20 steps
 
 
@@ -456,9 +456,11 @@ def test_config_file_unknown_key_is_named(tiny, tmp_path: Path):
 # ---------------------------------------------------------------- 7. two processes (gloo)
 
 
-def test_two_process_run_shards_the_data(tiny, tmp_path: Path):
+@pytest.mark.parametrize("sharding", [{}, {"fsdp": True}], ids=["ddp", "fsdp"])
+def test_two_process_run_shards_the_data(tiny, tmp_path: Path, sharding: dict[str, Any]):
     out = tmp_path / "ddp"
     config = {
+        **sharding,
         "model": tiny["qwen2_vl"],
         "data": [str(SWIFT)],
         "root": str(IMAGES),
@@ -477,6 +479,14 @@ def test_two_process_run_shards_the_data(tiny, tmp_path: Path):
     proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (out / "final" / "model.safetensors").is_file()
+    if sharding:  # the saved model is whole (gathered from the shards), not rank 0's shard
+        from safetensors.torch import load_file
+
+        saved, base = (
+            load_file(out / "final" / "model.safetensors"),
+            load_file(Path(tiny["qwen2_vl"]) / "model.safetensors"),
+        )
+        assert {k: v.shape for k, v in saved.items()} == {k: v.shape for k, v in base.items()}
     assert proc.stdout.count("done:") == 1  # only rank 0 reports (and writes summary.json)
     summary = read_summary(out)
     assert summary["steps"] == 3

@@ -8,6 +8,7 @@ repeated or exported from it.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, Literal
 
@@ -71,7 +72,8 @@ class TrainConfig(BaseModel):
     validate_data: bool = Field(True, description="run vlmdata validate first and refuse to start on errors")
     num_workers: int = Field(0, ge=0)
     deepspeed: str | None = Field(None, description="DeepSpeed config file (ZeRO-3 etc.)")
-    fsdp: str | None = Field(None, description="transformers FSDP option string, e.g. 'full_shard auto_wrap'")
+    fsdp: bool = Field(False, description="shard the model with FSDP (under accelerate launch / torchrun)")
+    fsdp_config: str | None = Field(None, description="FSDP settings JSON file (transformers' fsdp_config)")
     report_to: str = "none"
     progress: bool = True
 
@@ -102,15 +104,9 @@ def read_config_file(path: str) -> dict[str, Any]:
         raise VlmdataError(f"{path}: no such config file")
     with open(path, encoding="utf-8") as fh:
         text = fh.read()
+    loads = json.loads if path.endswith(".json") else _yaml().safe_load
     try:
-        if path.endswith(".json"):
-            import json
-
-            data = json.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text)
+        data = loads(text)
     except Exception as exc:  # yaml/json parse errors carry the line in their text
         raise VlmdataError(f"{path}: cannot parse it ({exc})") from None
     if data is None:
@@ -131,10 +127,18 @@ def build_config(values: dict[str, Any], source: str = "options") -> TrainConfig
         raise VlmdataError(f"{source}: {problems}") from None
 
 
-def save_config(config: TrainConfig, folder: str) -> str:
-    import yaml
+def _yaml() -> Any:
+    try:
+        import yaml
+    except ImportError:
+        raise VlmdataError("YAML config files need PyYAML: pip install 'vlmdata[train]' (or use .json)") from None
+    return yaml
 
+
+def save_config(config: TrainConfig, folder: str) -> str:
     from vlmdata.convert.io import atomic_write_bytes
+
+    yaml = _yaml()
 
     path = os.path.join(folder, CONFIG_NAME)
     text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

@@ -180,7 +180,7 @@ def make_trainer(config: TrainConfig, model: Any, prepared: Prepared, collator: 
         use_cpu=cpu,
         ddp_backend="gloo" if cpu and world_size() > 1 else None,
         deepspeed=config.deepspeed,
-        fsdp=config.fsdp or "",
+        **({"fsdp": True, "fsdp_config": config.fsdp_config} if config.fsdp else {}),
         train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         label_names=["labels"],
         **{checkpointing: config.gradient_checkpointing},

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable, Iterator
+from array import array
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,9 +75,9 @@ def sources_of(paths: list[str], root: str | None, fmt: str | None) -> list[Sour
     return out
 
 
-def load(sources: list[Source], allow_outside_root: bool = False) -> Loaded:
-    """Every sample of ``sources`` (repeat_time applied as InternVL does), bad records listed."""
-    loaded = Loaded()
+def stream(sources: list[Source], loaded: Loaded, allow_outside_root: bool = False) -> Iterator[Sample]:
+    """Every sample of ``sources`` (repeat_time applied as InternVL does); bad records and warnings
+    are added to ``loaded`` as the stream goes."""
     for src in sources:
         if src.repeat_time < 1:
             loaded.warnings.append(repeat_warning(src.name or src.path, src.repeat_time))
@@ -84,29 +85,37 @@ def load(sources: list[Source], allow_outside_root: bool = False) -> Loaded:
             rounds = 1
         else:
             keep, rounds = None, int(src.repeat_time)
-        first = len(loaded.samples)
-        for _ in range(rounds if rounds else 1):
-            if rounds == 0:
-                break
-            _read_into(src, keep, allow_outside_root, loaded)
-            if len(loaded.samples) == first:
+        for _ in range(rounds):
+            yielded = yield from _read(src, keep, allow_outside_root, loaded)
+            if not yielded:
                 break  # nothing readable: reading again would only repeat the rejections
+
+
+def load(sources: list[Source], allow_outside_root: bool = False) -> Loaded:
+    """``stream`` into a list (small data, tests)."""
+    loaded = Loaded()
+    loaded.samples = list(stream(sources, loaded, allow_outside_root))
     return loaded
 
 
-def _read_into(src: Source, keep: int | None, allow_outside_root: bool, loaded: Loaded) -> None:
+def _read(src: Source, keep: int | None, allow_outside_root: bool, loaded: Loaded) -> Iterator[Sample]:
+    """Samples of one source; returns how many were yielded."""
     options = Options(root=src.root, allow_outside_root=allow_outside_root)
     opened = open_records(src.path, src.format)
     name = display_name(src.path)
     decoder = Decoder(opened.codec, name, resolver_for(opened.codec, src.path, options), options, Tally())
     records = opened.records if keep is None else itertools.islice(opened.records, keep)
+    yielded = 0
     try:
         for raw in records:
             loaded.records_in += 1
             try:
-                loaded.samples.append(decoder.decode(raw))
+                sample = decoder.decode(raw)
             except DATA_ERRORS as exc:
                 loaded.rejected.append(rejection_for(name, raw, exc, record_id_of(raw)))
+                continue
+            yielded += 1
+            yield sample
     except SyntaxErrorInFile as exc:
         loaded.rejected.append(
             Rejection(
@@ -120,6 +129,7 @@ def _read_into(src: Source, keep: int | None, allow_outside_root: bool, loaded: 
         )
     finally:
         opened.close()
+    return yielded
 
 
 def rejection_of(sample: Sample, exc: BaseException) -> Rejection:
@@ -138,17 +148,32 @@ class LengthCounter:
         self.renderer = renderer
         self.processor = processor
         self.tokenizer = processor.tokenizer
+        # The tokenizers backend directly: the same ids as tokenizer(text), without its per-call overhead.
+        backend = getattr(self.tokenizer, "_tokenizer", None)
+        self._encode_len = (
+            (lambda text: len(backend.encode(text, add_special_tokens=False).ids))
+            if backend is not None
+            else (lambda text: len(self.tokenizer(text, add_special_tokens=False)["input_ids"]))
+        )
+        image_token = getattr(processor, "image_token", None)
+        self._placeholder = self._encode_len(image_token) if image_token else 0
+        self._image_tokens: dict[tuple[int, int], int] = {}  # by (height, width): counts repeat a lot
 
     def __call__(self, sample: Sample) -> int:
         sizes = [self._size(m) for m in sample.images]
         rendered = self.renderer.render(sample, [_SizeOnly(w, h) for w, h in sizes])
-        text = self.processor.apply_chat_template(rendered.conversation, tokenize=False)
-        n = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-        if sizes:
-            counts = self.processor._get_num_multimodal_tokens(image_sizes=[(h, w) for w, h in sizes])
-            placeholder = len(self.tokenizer(self.processor.image_token, add_special_tokens=False)["input_ids"])
-            n += sum(counts.num_image_tokens) - placeholder * len(sizes)
+        n = self._encode_len(self.processor.apply_chat_template(rendered.conversation, tokenize=False))
+        for w, h in sizes:
+            n += self.image_tokens(h, w) - self._placeholder
         return n
+
+    def image_tokens(self, height: int, width: int) -> int:
+        """What one image placeholder expands to (the processor's own count)."""
+        key = (height, width)
+        if key not in self._image_tokens:
+            counts = self.processor._get_num_multimodal_tokens(image_sizes=[key])
+            self._image_tokens[key] = int(counts.num_image_tokens[0])
+        return self._image_tokens[key]
 
     @staticmethod
     def _size(media: Any) -> tuple[int, int]:
@@ -168,17 +193,22 @@ class _SizeOnly:
 
 @dataclass
 class Measured:
-    samples: list[Sample]
-    lengths: list[int]
+    samples: Any  # SampleStore (or a list): what is trained on
+    lengths: Any  # array of token counts, one per sample
     too_long: list[tuple[Rejection, int]]
     unusable: list[Rejection]
 
 
 def measure(
-    samples: list[Sample], count: Callable[[Sample], int], max_length: int | None, progress: Callable | None = None
+    samples: Iterable[Sample],
+    count: Callable[[Sample], int],
+    max_length: int | None,
+    progress: Callable | None = None,
+    store: Any = None,
 ) -> Measured:
-    """Lengths of ``samples``; those over ``max_length`` or that cannot be rendered are set apart."""
-    out = Measured([], [], [], [])
+    """Lengths of ``samples``; those over ``max_length`` or that cannot be rendered are set apart.
+    The kept samples go to ``store`` (a SampleStore keeps them on disk) or a list."""
+    out = Measured(store if store is not None else [], array("I"), [], [])
     for sample in samples:
         try:
             n = count(sample)
@@ -196,6 +226,8 @@ def measure(
             continue
         out.samples.append(sample)
         out.lengths.append(n)
+    if hasattr(out.samples, "seal"):
+        out.samples.seal()
     return out
 
 

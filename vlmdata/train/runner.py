@@ -23,10 +23,11 @@ from vlmdata.errors import VlmdataError
 from vlmdata.train.collate import Collator
 from vlmdata.train.compat import setup_environment
 from vlmdata.train.config import TrainConfig, save_config
-from vlmdata.train.data import LengthCounter, Loaded, Measured, load, measure, sources_of
+from vlmdata.train.data import LengthCounter, Loaded, Measured, measure, sources_of, stream
 from vlmdata.train.families import detect_family
 from vlmdata.train.model import load_model, load_processor, prepare
 from vlmdata.train.render import Renderer
+from vlmdata.train.store import SampleStore
 
 FINAL = "final"
 LEFT_OUT = "left_out.jsonl"
@@ -105,18 +106,22 @@ def check_data(config: TrainConfig, say: Callable[[str], None]) -> None:
 
 
 def prepare_data(config: TrainConfig, renderer: Renderer, processor: Any) -> Prepared:
+    """Read, measure and spill the samples to disk in one pass (memory holds offsets, not samples)."""
     counter = LengthCounter(renderer, processor)
-    loaded: Loaded = load(sources_of(config.data, config.root, config.format), config.allow_outside_root)
-    train = measure(loaded.samples, counter, config.max_length)
+    loaded = Loaded()
+    sources = sources_of(config.data, config.root, config.format)
+    train = measure(stream(sources, loaded, config.allow_outside_root), counter, config.max_length, store=SampleStore())
     val = None
-    unreadable = list(loaded.rejected)
+    unreadable = loaded.rejected
+    records_in = loaded.records_in
     if config.val:
-        loaded_val = load(
-            sources_of(config.val, config.val_root or config.root, config.format), config.allow_outside_root
+        loaded_val = Loaded()
+        val_sources = sources_of(config.val, config.val_root or config.root, config.format)
+        val = measure(
+            stream(val_sources, loaded_val, config.allow_outside_root), counter, config.max_length, store=SampleStore()
         )
-        val = measure(loaded_val.samples, counter, config.max_length)
-        unreadable += loaded_val.rejected
-    return Prepared(loaded.records_in, train, val, unreadable, loaded.warnings)
+        unreadable = unreadable + loaded_val.rejected
+    return Prepared(records_in, train, val, unreadable, loaded.warnings)
 
 
 def write_left_out(prepared: Prepared, folder: str, dropped: list[Rejection] = ()) -> str:  # type: ignore[assignment]

@@ -262,6 +262,19 @@ def test_resume_continues_from_the_last_checkpoint(tiny, tmp_path: Path):
     assert 0 < second["tokens"] < first.tokens
 
 
+def test_an_earlier_run_is_not_trained_over_silently(tiny, tmp_path: Path):
+    run = tmp_path / "run"
+    run_train(tiny["llava"], run, batch_size=1, lr=1e-3, max_steps=2, save_steps=2)
+    first = (run / "final" / "model.safetensors").read_bytes()
+    again = cli(*train_args(tiny["llava"], run, "--batch-size 1 --max-steps 2"))
+    assert again.exit_code == 2
+    assert "earlier run" in again.output and "--resume" in again.output and "--overwrite-output" in again.output
+    assert (run / "final" / "model.safetensors").read_bytes() == first  # untouched
+    over = cli(*train_args(tiny["llava"], run, "--batch-size 1 --max-steps 2 --lr 5e-3 --overwrite-output"))
+    assert over.exit_code == 0, over.output
+    assert (run / "final" / "model.safetensors").read_bytes() != first
+
+
 def test_resume_without_checkpoint_is_refused(tiny, tmp_path: Path):
     res = cli(*train_args(tiny["llava"], tmp_path / "none", "--max-steps 2 --resume"))
     assert res.exit_code == 2

@@ -69,6 +69,7 @@ class TrainConfig(BaseModel):
     eval_steps: int | None = Field(None, ge=1, description="evaluate every N steps (default: at save steps)")
     logging_steps: int = Field(10, ge=1)
     resume: bool | str = Field(False, description="true: the run folder's last checkpoint; or a checkpoint path")
+    overwrite_output: bool = Field(False, description="train into a run folder that holds an earlier run's files")
     validate_data: bool = Field(True, description="run vlmdata validate first and refuse to start on errors")
     num_workers: int = Field(0, ge=0)
     deepspeed: str | None = Field(None, description="DeepSpeed config file (ZeRO-3 etc.)")

@@ -8,6 +8,7 @@ from typing import Any
 
 from vlmdata.errors import VlmdataError
 from vlmdata.train import templates
+from vlmdata.train.compat import setup_environment
 from vlmdata.train.config import TrainConfig
 from vlmdata.train.families import Family
 
@@ -45,6 +46,8 @@ def choose_template(processor: Any, family: Family, policy: str) -> str:
 
 def load_processor(config: TrainConfig, family: Family) -> tuple[Any, str]:
     from transformers import AutoProcessor
+
+    setup_environment()  # the processors need the no-torchvision patch before they load
 
     processor = AutoProcessor.from_pretrained(config.model)
     if config.min_pixels or config.max_pixels:

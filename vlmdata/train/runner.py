@@ -248,6 +248,18 @@ def loop_timer() -> Any:
     return LoopTimer()
 
 
+def check_output(config: TrainConfig) -> None:
+    """An earlier run's checkpoints in the run folder are never mixed with a new run's silently."""
+    if config.resume is not False or config.overwrite_output or not os.path.isdir(config.output):
+        return
+    earlier = [n for n in os.listdir(config.output) if n.startswith("checkpoint-") or n in (FINAL, SUMMARY)]
+    if earlier:
+        raise VlmdataError(
+            f"{config.output} holds an earlier run ({', '.join(sorted(earlier)[:3])}); pass --resume to continue it, "
+            "--overwrite-output to train over it, or choose another --output"
+        )
+
+
 def resume_point(config: TrainConfig) -> str | None:
     if config.resume is False:
         return None
@@ -286,6 +298,7 @@ def train(config: TrainConfig, say: Callable[[str], None] = print) -> Summary:
     main = rank() == 0
     say = say if main else (lambda _msg: None)
     family = detect_family(config.model)
+    check_output(config)
     resume_from = resume_point(config)
     if config.validate_data:
         check_data(config, say)

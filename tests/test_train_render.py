@@ -414,3 +414,19 @@ def test_llamafactory_demo_data_encodes_for_training(tiny_models, realdata):
     assert [len(r) for r in runs] == [len(a) for a in answers]
     for row_runs, row_answers in zip(runs, answers, strict=True):
         assert [r.removesuffix("<|im_end|>") for r in row_runs] == row_answers
+
+
+def test_meta_repeat_time_is_honoured_as_internvl_does(tmp_path):
+    """repeat_time 2 reads the annotation twice; 0.4 keeps the head int(5 * 0.4) = 2 records (FORMATS.md 2.1)."""
+    from vlmdata.train.data import load, sources_of
+
+    annotation = str(REPO / "sample_data" / "internvl" / "train.jsonl")
+    meta = tmp_path / "meta.json"
+    entry = {"root": str(IMAGES), "annotation": annotation, "data_augment": False, "length": 5}
+    meta.write_text(json.dumps({"twice": {**entry, "repeat_time": 2}, "head": {**entry, "repeat_time": 0.4}}))
+    loaded = load(sources_of([str(meta)], None, None))
+    ids = [s.id for s in loaded.samples]
+    once = [s.id for s in vlmdata.read(annotation, root=str(IMAGES))]
+    assert ids == once + once + once[:2]
+    assert loaded.records_in == 12 and not loaded.rejected
+    assert any("head" in w for w in loaded.warnings)

@@ -508,3 +508,16 @@ def test_two_process_run_shards_the_data(tiny, tmp_path: Path, sharding: dict[st
     lengths = lengths_by_id(tiny["qwen2_vl"])
     extra = summary["tokens"] - sum(lengths.values())
     assert extra in lengths.values(), (summary["tokens"], lengths)
+
+
+def test_dry_run_reports_the_data_and_loads_no_model(tiny, tmp_path: Path):
+    run = tmp_path / "run"
+    res = cli(*train_args(tiny["qwen2_vl"], run, "--dry-run --batch-size 2 --grad-accum 2"))
+    assert res.exit_code == 0, res.output
+    lengths = sorted(lengths_by_id(tiny["qwen2_vl"]).values())
+    assert f"min {lengths[0]}, median {lengths[2]}" in res.output and f"max {lengths[-1]}" in res.output
+    assert f"{sum(lengths):,} tokens in all; 2 optimiser steps per epoch (4 records per step)" in res.output
+    assert "dry run" in res.output and "parameters:" not in res.output
+    assert sorted(p.name for p in run.iterdir()) == ["left_out.jsonl", "train_config.yaml"]
+    real = cli(*train_args(tiny["qwen2_vl"], run, "--batch-size 2 --max-steps 1"))  # the folder is still usable
+    assert real.exit_code == 0, real.output

@@ -70,6 +70,7 @@ class TrainConfig(BaseModel):
     logging_steps: int = Field(10, ge=1)
     resume: bool | str = Field(False, description="true: the run folder's last checkpoint; or a checkpoint path")
     overwrite_output: bool = Field(False, description="train into a run folder that holds an earlier run's files")
+    dry_run: bool = Field(False, description="validate, measure and report the data, then stop before the model loads")
     validate_data: bool = Field(True, description="run vlmdata validate first and refuse to start on errors")
     num_workers: int = Field(0, ge=0)
     deepspeed: str | None = Field(None, description="DeepSpeed config file (ZeRO-3 etc.)")

@@ -292,8 +292,21 @@ def _reduce(trainer: Any, value: int) -> int:
     return int(trainer.accelerator.reduce(tensor, reduction="sum").item())
 
 
-def train(config: TrainConfig, say: Callable[[str], None] = print) -> Summary:
-    """Run a training job; returns its summary (also written to ``<output>/summary.json``)."""
+def length_report(lengths: Any, config: TrainConfig) -> str:
+    """Token counts of the kept records and the optimiser steps one epoch makes."""
+    ordered = sorted(lengths)
+    n = len(ordered)
+    per_step = config.batch_size * config.grad_accum * world_size()
+    return (
+        f"tokens per record: min {ordered[0]}, median {ordered[n // 2]}, p95 {ordered[min(n - 1, n * 95 // 100)]}, "
+        f"max {ordered[-1]}; {sum(ordered):,} tokens in all; {-(-n // per_step)} optimiser steps per epoch "
+        f"({per_step} records per step)"
+    )
+
+
+def train(config: TrainConfig, say: Callable[[str], None] = print) -> Summary | None:
+    """Run a training job; returns its summary (also written to ``<output>/summary.json``), or None
+    for a dry run."""
     setup_environment()
     main = rank() == 0
     say = say if main else (lambda _msg: None)
@@ -331,6 +344,10 @@ def train(config: TrainConfig, say: Callable[[str], None] = print) -> Summary:
         say(f"left-out records and reasons: {left_out_path}")
         for r in prepared.unreadable[:5] + prepared.train.unusable[:5] + [r for r, _ in too_long[:5]]:
             say(f"  {r.message()}")
+    say(length_report(prepared.train.lengths, config))
+    if config.dry_run:
+        say(f"dry run: stopping before the model loads (options in {config.output}/train_config.yaml)")
+        return None
 
     model = load_model(config)
     trainable = prepare(model, family, config)

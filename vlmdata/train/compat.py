@@ -10,6 +10,7 @@ from their sub-processor list makes them work for images; videos then need torch
 from __future__ import annotations
 
 import os
+import warnings
 
 from vlmdata.errors import VlmdataError
 
@@ -35,6 +36,11 @@ def setup_environment() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     require_train_extra()
     patch_processors_without_torchvision()
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # per-file "Loading weights" bars; the Trainer keeps its own bar
+    # peft still calls a transformers property renamed in v5; the warning says nothing to a user.
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 
 def patch_processors_without_torchvision() -> bool:

@@ -102,7 +102,7 @@ def check_data(config: TrainConfig, say: Callable[[str], None]) -> None:
             "fix them (vlmdata validate --fix fixes the safe ones) or pass --no-validate"
         )
     warnings = report.count("warning")
-    say(f"validate: no errors, {warnings} warning(s) ({report.seconds:.1f} s)")
+    say(f"validate: no errors, {warnings} warning(s) ({report.seconds:.2f} s)")
 
 
 def prepare_data(config: TrainConfig, renderer: Renderer, processor: Any) -> Prepared:

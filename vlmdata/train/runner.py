@@ -410,4 +410,16 @@ def train(config: TrainConfig, say: Callable[[str], None] = print) -> Summary | 
             + (f", eval loss {eval_loss:.4f}" if eval_loss is not None else "")
             + f"; model in {final}"
         )
+    finish_distributed()
     return summary
+
+
+def finish_distributed() -> None:
+    """Wait for every rank, then tear the process group down before the interpreter exits: a rank
+    that exits with gloo's threads still running aborts ("terminate called without an active
+    exception") and takes the whole launch down with it."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

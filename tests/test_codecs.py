@@ -84,6 +84,7 @@ def test_swift_surplus_tags_rejected_with_counts(tmp_path: Path):
     ]
     report, _ = convert(tmp_path, rows, "swift")
     assert report.rejected == 1 and "2 <image> tag(s) but 1 image(s)" in report.rejections[0].error
+    assert "pairs no image with the extra tag(s): remove them" in report.rejections[0].fix
 
 
 def test_swift_role_aliases_and_message_extras_kept(tmp_path: Path):
@@ -236,6 +237,7 @@ def test_internvl_multi_image_count_mismatch_rejected(tmp_path: Path):
     ]
     report, _ = convert(tmp_path, rows, "internvl")
     assert report.rejected == 1 and "1 <image> tag(s) but 2 image(s)" in report.rejections[0].error
+    assert "inserts no tag here: add a <image> tag where each image belongs" in report.rejections[0].fix
 
 
 def test_internvl_writer_rejects_json_extension(tmp_path: Path):

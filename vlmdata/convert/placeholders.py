@@ -79,10 +79,11 @@ def reconcile(
             continue
         fillable = n_tags < n_media and (not only_single or (n_media == 1 and n_tags == 0))
         if not fillable:
-            raise RecordError(
-                f"{n_tags} <{kind}> tag(s) but {n_media} {kind}(s) in the record",
-                f"{source} pairs tags with {kind}s one to one: add or remove <{kind}> tags",
-            )
+            if n_tags > n_media:  # the consumer leaves the extra tags as text (ms-swift only warns, 1.5)
+                fix = f"{source} pairs no {kind} with the extra tag(s): remove them or add the missing {kind}(s)"
+            else:
+                fix = f"{source} inserts no tag here: add a <{kind}> tag where each {kind} belongs"
+            raise RecordError(f"{n_tags} <{kind}> tag(s) but {n_media} {kind}(s) in the record", fix)
         insert_slots(first_message(messages, prepend_to), kind, n_media - n_tags, newline)
         inserted += n_media - n_tags
     if inserted:

@@ -182,11 +182,9 @@ def write_data(workdir: str, records: int, seed: int) -> str:
 def build_model(preset: Preset, folder: str, seed: int) -> int:
     """Save the model folder both runs load; returns its parameter count."""
     import torch
-    from transformers.utils import logging as hf_logging
 
     from vlmdata.train.tiny import TextSize, build_tiny
 
-    hf_logging.disable_progress_bar()  # the shard-writing bar is noise in the benchmark's output
     torch.manual_seed(seed)
     text = TextSize(preset.hidden, preset.intermediate, preset.layers, preset.heads, preset.kv_heads)
     model, processor = build_tiny(
@@ -317,15 +315,14 @@ def run_vlmdata(args: argparse.Namespace, output: str) -> dict[str, Any]:
 
 def run_naive(args: argparse.Namespace, output: str) -> dict[str, Any]:
     """A plain ``Trainer``: random order, every batch padded to the data set's longest record."""
-    import torch
-    from transformers import AutoModelForImageTextToText, Trainer, TrainingArguments
+    from transformers import AutoModelForImageTextToText, Trainer
 
     from vlmdata.train.collate import Collator
     from vlmdata.train.compat import setup_environment
     from vlmdata.train.families import detect_family
     from vlmdata.train.model import load_processor
     from vlmdata.train.render import Renderer
-    from vlmdata.train.runner import peak_memory, prepare_data
+    from vlmdata.train.runner import peak_memory, prepare_data, training_arguments
 
     setup_environment()  # offline, and the processor patch for a machine without torchvision
     config = make_config(args, output)
@@ -335,26 +332,16 @@ def run_naive(args: argparse.Namespace, output: str) -> dict[str, Any]:
     prepared = prepare_data(config, renderer, processor)
     pad_to = max(prepared.train.lengths)
     model = AutoModelForImageTextToText.from_pretrained(config.model)
-    cpu = not torch.cuda.is_available()
-    targs = TrainingArguments(
+    # The run's own optimiser settings; only what makes it the plain baseline differs.
+    targs = training_arguments(
+        config,
+        evaluate=False,
         output_dir=output,
-        per_device_train_batch_size=config.batch_size,
-        learning_rate=config.lr,
-        max_steps=config.max_steps,
-        warmup_steps=config.warmup_ratio,
-        lr_scheduler_type=config.lr_scheduler,
-        weight_decay=config.weight_decay,
-        max_grad_norm=config.max_grad_norm,
-        bf16=config.bf16,
-        logging_steps=config.logging_steps,
         save_strategy="no",
-        seed=config.seed,
-        remove_unused_columns=False,
+        train_sampling_strategy="random",
         dataloader_num_workers=0,
         report_to="none",
         disable_tqdm=True,
-        use_cpu=cpu,
-        label_names=["labels"],
     )
     trainer = Trainer(
         model=model,

@@ -521,3 +521,20 @@ def test_dry_run_reports_the_data_and_loads_no_model(tiny, tmp_path: Path):
     assert sorted(p.name for p in run.iterdir()) == ["left_out.jsonl", "train_config.yaml"]
     real = cli(*train_args(tiny["qwen2_vl"], run, "--batch-size 2 --max-steps 1"))  # the folder is still usable
     assert real.exit_code == 0, real.output
+
+
+def test_boxes_clamped_into_the_frame_are_reported(tiny, tmp_path: Path):
+    row = {
+        "id": "wide-box",
+        "messages": [
+            {"role": "user", "content": "<image>Where is the square?"},
+            {"role": "assistant", "content": "<ref-object><bbox>"},
+        ],
+        "images": ["shapes_320x240.png"],
+        "objects": {"ref": ["square"], "bbox": [[-10, 20, 400, 100]]},  # x1 < 0 and x2 > 320: two clamps
+    }
+    data = tmp_path / "wide.jsonl"
+    write_jsonl(data, [row])
+    res = cli(*train_args(tiny["internvl"], tmp_path / "run", "--dry-run --no-validate", data=data))
+    assert res.exit_code == 0, res.output
+    assert "2 box coordinate(s) outside their image clamped" in res.output

@@ -322,19 +322,22 @@ def convert(
     return report
 
 
+def syntax_rejection(exc: SyntaxErrorInFile, name: str) -> Rejection:
+    """A JSON syntax error mid-file, as the rejection of the record it breaks (counted as one in)."""
+    return Rejection(
+        name,
+        exc.line,
+        exc.index,
+        None,
+        f"JSON syntax error at line {exc.line} column {exc.column}: {exc.message}; "
+        "the rest of the file cannot be read",
+        "fix the JSON (a trailing comma or a missing bracket is the usual cause)",
+    )
+
+
 def _account_syntax_error(exc: SyntaxErrorInFile, report: ConvertReport, name: str) -> None:
     report.records_in += 1
-    report.add_rejection(
-        Rejection(
-            name,
-            exc.line,
-            exc.index,
-            None,
-            f"JSON syntax error at line {exc.line} column {exc.column}: {exc.message}; "
-            "the rest of the file cannot be read",
-            "fix the JSON (a trailing comma or a missing bracket is the usual cause)",
-        )
-    )
+    report.add_rejection(syntax_rejection(exc, name))
 
 
 def _convert_serial(

@@ -220,6 +220,27 @@ def meta_datasets(meta_path: str) -> list[MetaDataset]:
     return out
 
 
+def readable_meta_datasets(meta_path: str) -> list[MetaDataset]:
+    """``meta_datasets`` whose annotation files exist where InternVL looks for them (the working
+    directory); a missing one is an error naming the entry."""
+    datasets = meta_datasets(meta_path)
+    for ds in datasets:
+        if not os.path.isfile(ds.annotation):
+            raise VlmdataError(
+                f"{meta_path}: entry {ds.name!r}: annotation {ds.annotation} not found "
+                f"(InternVL resolves it against the working directory, here {os.getcwd()})"
+            )
+    return datasets
+
+
+def repeat_plan(annotation: str, repeat_time: float) -> tuple[int | None, int]:
+    """(records to keep per pass or None for all, passes) for InternVL's ``repeat_time``: below 1
+    the head ``int(n * r)`` records once, otherwise the whole file ``int(r)`` times."""
+    if repeat_time < 1:
+        return int(count_records(annotation) * repeat_time), 1
+    return None, int(repeat_time)
+
+
 def iter_meta_samples(
     meta_path: str, warn: Callable[[str], None] | None = None, **read_options: Any
 ) -> Iterator[Sample]:
@@ -229,20 +250,12 @@ def iter_meta_samples(
     wanted a random sample); > 1 yields the whole file ``r`` times. Paths resolve against the
     working directory and the entry's root, as InternVL does. A bad record raises RecordError.
     """
-    for ds in meta_datasets(meta_path):
-        if not os.path.isfile(ds.annotation):
-            raise VlmdataError(
-                f"{meta_path}: entry {ds.name!r}: annotation {ds.annotation} not found "
-                f"(InternVL resolves it against the working directory, here {os.getcwd()})"
-            )
-        if ds.repeat_time < 1:
-            if warn is not None:
-                warn(repeat_warning(ds.name, ds.repeat_time))
-            keep = int(count_records(ds.annotation) * ds.repeat_time)
+    for ds in readable_meta_datasets(meta_path):
+        if ds.repeat_time < 1 and warn is not None:
+            warn(repeat_warning(ds.name, ds.repeat_time))
+        keep, passes = repeat_plan(ds.annotation, ds.repeat_time)
+        for _ in range(passes):
             yield from _read_meta(ds, keep, read_options)
-        else:
-            for _ in range(int(ds.repeat_time)):
-                yield from _read_meta(ds, None, read_options)
 
 
 def _read_meta(ds: MetaDataset, keep: int | None, read_options: dict[str, Any]) -> Iterator[Sample]:

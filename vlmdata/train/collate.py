@@ -36,13 +36,12 @@ def load_image(resolved: str | None, shown: str) -> Any:
 class Collator:
     """Renders and encodes a list of ``Sample`` into a model batch with ``labels``."""
 
-    def __init__(self, renderer: Renderer, processor: Any, check: bool = True, pad_to: int | None = None) -> None:
+    def __init__(self, renderer: Renderer, processor: Any, pad_to: int | None = None) -> None:
         self.padding: dict[str, Any] = {"padding": True}
         if pad_to is not None:  # naive padding to a fixed length (the benchmark's baseline)
             self.padding = {"padding": "max_length", "max_length": pad_to}
         self.renderer = renderer
         self.processor = processor
-        self.check = check
         self.image_token_id = getattr(processor, "image_token_id", None)
         self.dropped: list[Rejection] = []
 
@@ -77,8 +76,7 @@ class Collator:
         labels = batch["input_ids"].clone()
         labels[mask != 1] = IGNORE
         batch["labels"] = labels
-        if self.check:
-            self._check(batch, mask, rendered, samples)
+        self._check(batch, mask, rendered, samples)
         return dict(batch)
 
     __call__ = encode

@@ -28,12 +28,13 @@ from vlmdata.convert.pipeline import (
     record_id_of,
     rejection_for,
     resolver_for,
+    syntax_rejection,
 )
 from vlmdata.convert.report import Rejection
 from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.media.probe import probe_size
 from vlmdata.schemas.sample import Sample
-from vlmdata.tools.meta import count_records, meta_datasets, repeat_warning
+from vlmdata.tools.meta import readable_meta_datasets, repeat_plan, repeat_warning
 from vlmdata.validators.engine import is_internvl_meta
 
 
@@ -63,12 +64,7 @@ def sources_of(paths: list[str], root: str | None, fmt: str | None) -> list[Sour
         if not os.path.exists(path):
             raise VlmdataError(f"{path}: no such file")
         if is_internvl_meta(path):
-            for ds in meta_datasets(path):
-                if not os.path.isfile(ds.annotation):
-                    raise VlmdataError(
-                        f"{path}: entry {ds.name!r}: annotation {ds.annotation} not found "
-                        f"(InternVL resolves it against the working directory, here {os.getcwd()})"
-                    )
+            for ds in readable_meta_datasets(path):
                 out.append(Source(ds.annotation, ds.root, "internvl", ds.repeat_time, ds.name))
         else:
             out.append(Source(path, root, fmt))
@@ -81,11 +77,8 @@ def stream(sources: list[Source], loaded: Loaded, allow_outside_root: bool = Fal
     for src in sources:
         if src.repeat_time < 1:
             loaded.warnings.append(repeat_warning(src.name or src.path, src.repeat_time))
-            keep: int | None = int(count_records(src.path) * src.repeat_time)
-            rounds = 1
-        else:
-            keep, rounds = None, int(src.repeat_time)
-        for _ in range(rounds):
+        keep, passes = repeat_plan(src.path, src.repeat_time)
+        for _ in range(passes):
             yielded = yield from _read(src, keep, allow_outside_root, loaded)
             if not yielded:
                 break  # nothing readable: reading again would only repeat the rejections
@@ -117,16 +110,8 @@ def _read(src: Source, keep: int | None, allow_outside_root: bool, loaded: Loade
             yielded += 1
             yield sample
     except SyntaxErrorInFile as exc:
-        loaded.rejected.append(
-            Rejection(
-                name,
-                exc.line,
-                None,
-                None,
-                f"JSON syntax error at column {exc.column}: {exc.message}",
-                "fix the JSON; the records after it were not read",
-            )
-        )
+        loaded.records_in += 1  # the broken record: in = kept + left out, as convert counts it
+        loaded.rejected.append(syntax_rejection(exc, name))
     finally:
         opened.close()
     return yielded
@@ -158,10 +143,12 @@ class LengthCounter:
         image_token = getattr(processor, "image_token", None)
         self._placeholder = self._encode_len(image_token) if image_token else 0
         self._image_tokens: dict[tuple[int, int], int] = {}  # by (height, width): counts repeat a lot
+        self.clamped = 0  # box coordinates clamped into the model's frame, over every sample measured
 
     def __call__(self, sample: Sample) -> int:
         sizes = [self._size(m) for m in sample.images]
         rendered = self.renderer.render(sample, [_SizeOnly(w, h) for w, h in sizes])
+        self.clamped += rendered.clamped
         n = self._encode_len(self.processor.apply_chat_template(rendered.conversation, tokenize=False))
         for w, h in sizes:
             n += self.image_tokens(h, w) - self._placeholder
@@ -203,7 +190,6 @@ def measure(
     samples: Iterable[Sample],
     count: Callable[[Sample], int],
     max_length: int | None,
-    progress: Callable | None = None,
     store: Any = None,
 ) -> Measured:
     """Lengths of ``samples``; those over ``max_length`` or that cannot be rendered are set apart.
@@ -215,9 +201,6 @@ def measure(
         except DATA_ERRORS as exc:
             out.unusable.append(rejection_of(sample, exc))
             continue
-        finally:
-            if progress is not None:
-                progress()
         if max_length is not None and n > max_length:
             rejection = rejection_of(
                 sample, RecordError(f"{n} tokens, over --max-length {max_length}", "raise --max-length or shorten it")
@@ -229,8 +212,3 @@ def measure(
     if hasattr(out.samples, "seal"):
         out.samples.seal()
     return out
-
-
-def iter_where(rejections: list[Rejection]) -> Iterator[str]:
-    for r in rejections:
-        yield r.message()

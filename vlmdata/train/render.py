@@ -30,7 +30,6 @@ _SYNTAX = {"internvl": "internvl", "tokens": "qwen", "llava": "llava"}
 @dataclass
 class Rendered:
     conversation: list[dict[str, Any]]
-    images: list[Any]
     resized: list[tuple[int, int] | None] = field(default_factory=list)  # (W', H') per image (Qwen2.5-VL)
     clamped: int = 0
 
@@ -68,7 +67,7 @@ class Renderer:
         resized: list[tuple[int, int] | None] = [None] * len(images)
         if self.frame is Frame.PIXEL_RESIZED:
             resized = [qwen_resized(self.processor.image_processor, w, h) for w, h in sizes]
-        out = Rendered([], images, resized)
+        out = Rendered([], resized)
         convert = self._converter(sizes, resized, out)
         for message in sample.messages:
             role = _ROLES.get(message.role)

@@ -51,6 +51,7 @@ class Prepared:
     val: Measured | None
     unreadable: list[Rejection]
     warnings: list[str] = field(default_factory=list)
+    clamped: int = 0  # box coordinates clamped into the model's frame (outside their image)
 
     @property
     def left_out(self) -> int:
@@ -108,20 +109,20 @@ def check_data(config: TrainConfig, say: Callable[[str], None]) -> None:
 def prepare_data(config: TrainConfig, renderer: Renderer, processor: Any) -> Prepared:
     """Read, measure and spill the samples to disk in one pass (memory holds offsets, not samples)."""
     counter = LengthCounter(renderer, processor)
-    loaded = Loaded()
-    sources = sources_of(config.data, config.root, config.format)
-    train = measure(stream(sources, loaded, config.allow_outside_root), counter, config.max_length, store=SampleStore())
+
+    def split(paths: list[str], root: str | None) -> tuple[Measured, Loaded]:
+        loaded = Loaded()
+        sources = sources_of(paths, root, config.format)
+        samples = stream(sources, loaded, config.allow_outside_root)
+        return measure(samples, counter, config.max_length, store=SampleStore()), loaded
+
+    train, loaded = split(config.data, config.root)
+    unreadable, warnings = list(loaded.rejected), list(loaded.warnings)
     val = None
-    unreadable = loaded.rejected
-    records_in = loaded.records_in
     if config.val:
-        loaded_val = Loaded()
-        val_sources = sources_of(config.val, config.val_root or config.root, config.format)
-        val = measure(
-            stream(val_sources, loaded_val, config.allow_outside_root), counter, config.max_length, store=SampleStore()
-        )
-        unreadable = unreadable + loaded_val.rejected
-    return Prepared(records_in, train, val, unreadable, loaded.warnings)
+        val, loaded_val = split(config.val, config.val_root or config.root)
+        unreadable += loaded_val.rejected
+    return Prepared(loaded.records_in, train, val, unreadable, warnings, counter.clamped)
 
 
 def write_left_out(prepared: Prepared, folder: str, dropped: list[Rejection] = ()) -> str:  # type: ignore[assignment]
@@ -137,59 +138,58 @@ def write_left_out(prepared: Prepared, folder: str, dropped: list[Rejection] = (
     return path
 
 
-def _dataset(measured: Measured) -> Any:
+def training_arguments(config: TrainConfig, evaluate: bool, **overrides: Any) -> Any:
+    """transformers ``TrainingArguments`` for ``config`` (``overrides`` win; the benchmark's plain
+    baseline takes the same optimiser settings from here)."""
     import torch
-
-    class SampleDataset(torch.utils.data.Dataset):
-        def __len__(self) -> int:
-            return len(measured.samples)
-
-        def __getitem__(self, i: int) -> Any:
-            return measured.samples[i]
-
-    return SampleDataset()
-
-
-def make_trainer(config: TrainConfig, model: Any, prepared: Prepared, collator: Collator, callbacks: list) -> Any:
-    import torch
-    from transformers import Trainer, TrainingArguments
-    from transformers.trainer_pt_utils import LengthGroupedSampler
+    from transformers import TrainingArguments
 
     cpu = not torch.cuda.is_available()
     fields = TrainingArguments.__dataclass_fields__
     checkpointing = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
-    args = TrainingArguments(
-        output_dir=config.output,
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.grad_accum,
-        learning_rate=config.lr,
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps,
-        warmup_steps=config.warmup_ratio,
-        lr_scheduler_type=config.lr_scheduler,
-        weight_decay=config.weight_decay,
-        max_grad_norm=config.max_grad_norm,
-        bf16=config.bf16,
-        logging_steps=config.logging_steps,
-        save_strategy="steps",
-        save_steps=config.save_steps,
-        save_total_limit=config.save_total_limit,
-        eval_strategy="steps" if prepared.val is not None else "no",
-        eval_steps=config.eval_steps or config.save_steps,
-        seed=config.seed,
-        remove_unused_columns=False,
-        dataloader_num_workers=config.num_workers,
-        report_to=config.report_to,
-        disable_tqdm=not config.progress,
-        use_cpu=cpu,
-        ddp_backend="gloo" if cpu and world_size() > 1 else None,
-        deepspeed=config.deepspeed,
-        **({"fsdp": True, "fsdp_config": config.fsdp_config} if config.fsdp else {}),
-        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
-        label_names=["labels"],
-        **{checkpointing: config.gradient_checkpointing},
-    )
+    values: dict[str, Any] = {
+        "output_dir": config.output,
+        "per_device_train_batch_size": config.batch_size,
+        "per_device_eval_batch_size": config.batch_size,
+        "gradient_accumulation_steps": config.grad_accum,
+        "learning_rate": config.lr,
+        "num_train_epochs": config.epochs,
+        "max_steps": config.max_steps,
+        "warmup_steps": config.warmup_ratio,
+        "lr_scheduler_type": config.lr_scheduler,
+        "weight_decay": config.weight_decay,
+        "max_grad_norm": config.max_grad_norm,
+        "bf16": config.bf16,
+        "logging_steps": config.logging_steps,
+        "save_strategy": "steps",
+        "save_steps": config.save_steps,
+        "save_total_limit": config.save_total_limit,
+        "eval_strategy": "steps" if evaluate else "no",
+        "eval_steps": config.eval_steps or config.save_steps,
+        "seed": config.seed,
+        "remove_unused_columns": False,
+        "dataloader_num_workers": config.num_workers,
+        "report_to": config.report_to,
+        "disable_tqdm": not config.progress,
+        "use_cpu": cpu,
+        "ddp_backend": "gloo" if cpu and world_size() > 1 else None,
+        "deepspeed": config.deepspeed,
+        "train_sampling_strategy": "group_by_length" if config.group_by_length else "random",
+        "label_names": ["labels"],
+        checkpointing: config.gradient_checkpointing,
+    }
+    if config.fsdp:
+        values.update(fsdp=True, fsdp_config=config.fsdp_config)
+    values.update(overrides)
+    return TrainingArguments(**values)
+
+
+def make_trainer(config: TrainConfig, model: Any, prepared: Prepared, collator: Collator, callbacks: list) -> Any:
+    import torch
+    from transformers import Trainer
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    args = training_arguments(config, evaluate=prepared.val is not None)
     lengths = prepared.train.lengths
 
     class VlmTrainer(Trainer):
@@ -219,8 +219,8 @@ def make_trainer(config: TrainConfig, model: Any, prepared: Prepared, collator: 
     return VlmTrainer(
         model=model,
         args=args,
-        train_dataset=_dataset(prepared.train),
-        eval_dataset=_dataset(prepared.val) if prepared.val is not None else None,
+        train_dataset=prepared.train.samples,  # a SampleStore: len() and [i], all a map-style dataset needs
+        eval_dataset=prepared.val.samples if prepared.val is not None else None,
         data_collator=collator,
         callbacks=callbacks,
     )
@@ -339,6 +339,7 @@ def train(config: TrainConfig, say: Callable[[str], None] = print) -> Summary | 
         f"data: {prepared.records_in} records in, {kept} to train on, {prepared.left_out} left out "
         f"({len(prepared.unreadable)} unreadable, {len(prepared.train.unusable)} unusable, "
         f"{len(too_long)} over --max-length)"
+        + (f"; {prepared.clamped} box coordinate(s) outside their image clamped" if prepared.clamped else "")
     )
     if prepared.left_out and main:
         say(f"left-out records and reasons: {left_out_path}")

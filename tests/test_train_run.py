@@ -489,7 +489,10 @@ def test_two_process_run_shards_the_data(tiny, tmp_path: Path, sharding: dict[st
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     launch = "-m torch.distributed.run --standalone --nproc_per_node 2 -m vlmdata.train --config"
     cmd = [sys.executable, *launch.split(), str(path)]
-    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    try:
+        proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired as exc:  # a hung rank: show what the ranks printed
+        pytest.fail(f"the 2-process run hung:\n{exc.stdout!s:.3000}\n{exc.stderr!s:.3000}")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (out / "final" / "model.safetensors").is_file()
     if sharding:  # the saved model is whole (gathered from the shards), not rank 0's shard

@@ -118,14 +118,20 @@ def read_config_file(path: str) -> dict[str, Any]:
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
+def _option(loc: tuple) -> str:
+    """``batch_size (--batch-size)``: the name as the file and as the command line write it."""
+    if not loc:
+        return "config"
+    name = str(loc[0])
+    return f"{name} (--{name.replace('_', '-')})" + "".join(f"[{p}]" for p in loc[1:])
+
+
 def build_config(values: dict[str, Any], source: str = "options") -> TrainConfig:
     """Validated options; an error names each bad option and why."""
     try:
         return TrainConfig(**values)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors(include_url=False)
-        )
+        problems = "; ".join(f"{_option(e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False))
         raise VlmdataError(f"{source}: {problems}") from None
 
 

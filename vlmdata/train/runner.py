@@ -411,16 +411,28 @@ def train(config: TrainConfig, say: Callable[[str], None] = print) -> Summary | 
             + (f", eval loss {eval_loss:.4f}" if eval_loss is not None else "")
             + f"; model in {final}"
         )
-    finish_distributed()
+    model = trainable.model = None  # FSDP keeps the group in the parameters' device mesh
+    finish_distributed(trainer)
     return summary
 
 
-def finish_distributed() -> None:
-    """Wait for every rank, then tear the process group down before the interpreter exits: a rank
-    that exits with gloo's threads still running aborts ("terminate called without an active
-    exception") and takes the whole launch down with it."""
+def finish_distributed(trainer: Any) -> None:
+    """Tear the process group down in the one order that neither aborts nor deadlocks.
+
+    A rank that exits with gloo's worker threads alive aborts ("terminate called without an active
+    exception") and takes the launch down; and if the DDP wrapper's Reducer holds the last reference
+    to the group when it is freed, the group's destructor joins a worker thread that waits for the
+    GIL the destructor holds (pytorch/pytorch#56297). So: free the wrapped model while the group is
+    still registered, wait for every rank, then destroy the group.
+    """
+    import gc
+
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    trainer.accelerator.free_memory()  # drops the DDP/FSDP wrappers the accelerator holds
+    trainer.model_wrapped = trainer.model = trainer.optimizer = trainer.lr_scheduler = None
+    gc.collect()
+    dist.barrier()
+    dist.destroy_process_group()

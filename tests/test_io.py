@@ -47,10 +47,19 @@ def test_bad_lines_rejected_with_line_id_reason_and_counts(tmp_path: Path):
     assert len(read_jsonl(tmp_path / "out.jsonl")) == 2
 
 
-def test_empty_file_and_directory_are_usage_errors(tmp_path: Path):
-    (tmp_path / "empty.jsonl").write_text("")
-    with pytest.raises(vlmdata.VlmdataError, match="empty"):
-        vlmdata.convert(str(tmp_path / "empty.jsonl"), str(tmp_path / "o.jsonl"), to="swift")
+@pytest.mark.parametrize(("text", "to", "out", "expected"), [
+    ("", "swift", "o.jsonl", b""),
+    ("  \n\n", "internvl", "o.jsonl", b""),
+    ("[]", "llava", "o.json", b"[\n]\n"),
+])
+def test_empty_input_is_zero_records_not_an_error(tmp_path: Path, text, to, out, expected):
+    (tmp_path / "empty.jsonl").write_text(text)
+    report = vlmdata.convert(str(tmp_path / "empty.jsonl"), str(tmp_path / out), to=to)
+    assert (report.records_in, report.written, report.rejected) == (0, 0, 0)
+    assert (tmp_path / out).read_bytes() == expected
+
+
+def test_directory_and_missing_file_are_usage_errors(tmp_path: Path):
     with pytest.raises(vlmdata.VlmdataError, match="is a directory"):
         vlmdata.convert(str(tmp_path), str(tmp_path / "o.jsonl"), to="swift")
     with pytest.raises(vlmdata.VlmdataError, match="no such file"):

@@ -115,12 +115,12 @@ def test_vd411_missing_annotation_does_not_crash(tmp_path: Path):
     assert codes(report) == ["VD411"] and "'annotation'" in report.findings[0].message
 
 
-def test_meta_entry_keys_checked_when_the_annotation_is_unreadable(tmp_path: Path):
+def test_meta_entry_keys_checked_when_the_annotation_is_empty(tmp_path: Path):
     meta = make_meta(tmp_path, data_augment=..., repeat_time=0.5)
-    (tmp_path / "train.jsonl").write_text("")
+    (tmp_path / "train.jsonl").write_text("")  # no records: readable, and its length (0) differs from the meta's
     report = validate(str(meta))
-    assert sorted(f.code for f in report.findings) == ["VD001", "VD411", "VD413"]
-    assert "the first 50% of its lines" in findings(report, "VD413")[0].message
+    assert sorted(f.code for f in report.findings) == ["VD411", "VD413", "VD415"]
+    assert "keeps the first 0 of its 0 records" in findings(report, "VD413")[0].message
 
 
 @pytest.mark.parametrize(("value", "fires"), [(2.0, True), ("1", True), (-0.5, True), (2, False), (1, False)])

@@ -1,6 +1,7 @@
 """The ``vlmdata`` command: thin click wrappers over the library, rich output.
 
-Exit status: 0 all records converted, 1 some records rejected, 2 usage or whole-file errors.
+Exit status: 0 all records converted, 1 some records rejected, 2 usage or whole-file errors,
+70 an internal error (a bug), 130/143/129 interrupted (see ``vlmdata.console``).
 """
 
 from __future__ import annotations
@@ -14,19 +15,35 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from vlmdata.console import EXIT_USAGE, err, error, exit_for, say, signals_unwind
 from vlmdata.convert.pipeline import convert as run_convert
 from vlmdata.convert.registry import FORMATS
 from vlmdata.convert.report import ConvertReport
 from vlmdata.errors import RecordError, VlmdataError
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 SHOWN_REJECTIONS = 20
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class VlmdataGroup(click.Group):
+    """Every command ends through ``console.exit_for``: no traceback for users, the right status."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        with signals_unwind():
+            try:
+                return super().invoke(ctx)
+            except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
+                raise
+            except BaseException as exc:  # the one place every escaping error is reported
+                sys.exit(exit_for(exc))
+
+
+@click.group(cls=VlmdataGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="vlmdata")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Print the traceback of an internal error (or set VLMDATA_DEBUG=1).")
+def main(debug: bool) -> None:
     """Convert and check vision-language fine-tuning data (ms-swift, InternVL, LLaVA...)."""
+    if debug:
+        os.environ["VLMDATA_DEBUG"] = "1"
 
 
 @main.command()
@@ -190,15 +207,9 @@ def convert(src: str, to: str, output: str, from_format: str | None, as_json: bo
 
     try:
         report = run_convert(src, output, to, from_format=from_format, progress=progress, **kw)
-    except VlmdataError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        sys.exit(2)
     except RecordError as exc:  # whole-file problems raised from reading
-        err.print(f"[red]error:[/] {exc}")
-        sys.exit(2)
-    except OSError as exc:
-        err.print(f"[red]error:[/] {exc.filename or ''}: {exc.strerror or exc}")
-        sys.exit(2)
+        error(str(exc))
+        sys.exit(EXIT_USAGE)
     finally:
         if bar is not None:
             bar.stop()
@@ -213,19 +224,22 @@ def convert(src: str, to: str, output: str, from_format: str | None, as_json: bo
 
 def print_report(report: ConvertReport) -> None:
     for r in report.rejections[:SHOWN_REJECTIONS]:
-        err.print(f"[red]rejected[/] {r.message()}", soft_wrap=True)
+        say(("rejected", "red"), " ", r.message())
     if report.rejected > SHOWN_REJECTIONS:
-        err.print(f"... and {report.rejected - SHOWN_REJECTIONS} more (use --rejects FILE for all)")
+        say(f"... and {report.rejected - SHOWN_REJECTIONS} more (use --rejects FILE for all)")
     for note in report.notes():
-        err.print(f"[yellow]note:[/] {note}")
+        say(("note:", "yellow"), " ", note)
     colour = "green" if report.ok else "yellow"
-    err.print(
-        f"[{colour}]{report.source} ({report.input_format}) -> {report.output} ({report.output_format}): "
-        f"{report.records_in} in = {report.written} written + {report.rejected} rejected[/]"
-        f" in {report.seconds:.2f}s"
+    say(
+        (
+            f"{report.source} ({report.input_format}) -> {report.output} ({report.output_format}): "
+            f"{report.records_in} in = {report.written} written + {report.rejected} rejected",
+            colour,
+        ),
+        f" in {report.seconds:.2f}s",
     )
     for path in report.side_files:
-        err.print(f"entry for {report.output} written to {path}")
+        say(f"entry for {report.output} written to {path}")
 
 
 @main.command()
@@ -294,8 +308,8 @@ def validate(
         ign = ignore.split(",") if ignore else config.get("ignore")
         report = run_validate(list(paths), select=sel, ignore=ign, **kw)
     except VlmdataError as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}")
-        sys.exit(2)
+        error(str(exc))
+        sys.exit(EXIT_USAGE)
     out = sys.stdout
     if output_format == "rich":
         reporters.print_rich(report, Console(highlight=False, soft_wrap=True))
@@ -333,8 +347,8 @@ def rule(code: str | None, show_all: bool, markdown: bool) -> None:
         return
     found = RULES.get(code.upper())
     if found is None:
-        err.print(f"[red]error:[/] no rule {code!r}; `vlmdata rule` lists them")
-        sys.exit(2)
+        error(f"no rule {code!r}; `vlmdata rule` lists them")
+        sys.exit(EXIT_USAGE)
     click.echo(found.doc())
 
 

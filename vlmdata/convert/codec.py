@@ -196,6 +196,14 @@ class Codec(ABC):
         if options.embed_images:
             raise VlmdataError("--embed-images writes HF parquet; use it with --to hf -o FILE.parquet")
 
+    def output_files(self, dst: str) -> list[str]:
+        """Every file that writing ``dst`` may create or replace (checked against the inputs first)."""
+        return [dst]
+
+    def side_files(self, options: Options) -> list[tuple[str, str | None]]:
+        """(option, path) of the files ``after_write`` will write, so they are checked against the inputs."""
+        return []
+
     def after_write(self, dst: str, written: int, root: str, options: Options) -> list[str]:
         """Write side files that describe the output (meta, dataset_info); returns their paths."""
         return []

@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -40,9 +39,10 @@ import orjson
 
 from vlmdata.convert.codec import Codec, Layout, Options, ReadContext, WriteContext
 from vlmdata.convert.grounding import Counters, parse_text, render_parts
-from vlmdata.convert.io import Raw, atomic_write_bytes
+from vlmdata.convert.io import Raw
 from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.media.paths import is_remote
+from vlmdata.outputs import after_publish, atomic_write_bytes, discard, publish, temp_for
 from vlmdata.schemas.hf import HF_RECORD
 from vlmdata.schemas.sample import (
     Boxes,
@@ -267,6 +267,10 @@ class HfCodec(Codec):
         if not self.claims(path):
             return None
         return ("parquet", *read_parquet(path))
+
+    def output_files(self, dst: str) -> list[str]:
+        """A parquet output also replaces the older shards of its name (NAME-00000-of-0000N.parquet)."""
+        return [dst, *_shards_of(dst)]
 
     def open_output(self, path: str, layout: str, options: Options) -> Any | None:
         if layout != "parquet":
@@ -618,17 +622,16 @@ class ParquetWriter:
         n = len(self._tmp)
         finals = [self.path] if n == 1 else [self._shard_name(k, n) for k in range(n)]
         for tmp, final in zip(self._tmp, finals, strict=True):
-            os.replace(tmp, final)
+            publish(tmp, final)
         self._tmp = []
-        self._remove_stale(set(finals))
+        after_publish(lambda: self._remove_stale(set(finals)))
 
     def abort(self) -> None:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
         for tmp in self._tmp:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            discard(tmp)
         self._tmp = []
 
     # internals
@@ -665,7 +668,7 @@ class ParquetWriter:
     def _open_shard(self) -> None:
         if self._writer is not None:
             self._writer.close()
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.stem}-{len(self._tmp):05d}.", suffix=".parquet.tmp", dir=self.folder)
+        fd, tmp = temp_for(self.path, f"{len(self._tmp):05d}")
         os.close(fd)
         self._tmp.append(tmp)
         self._writer = self.pq.ParquetWriter(tmp, self._schema)

@@ -65,6 +65,9 @@ class InternVLCodec(Codec):
     def check_options(self, options: Options) -> None:
         """--meta is this format's own side file."""
 
+    def side_files(self, options: Options) -> list[tuple[str, str | None]]:
+        return [("--meta", options.meta)]
+
     def after_write(self, dst: str, written: int, root: str, options: Options) -> list[str]:
         if not options.meta or dst == "-":
             return []

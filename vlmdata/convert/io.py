@@ -9,10 +9,10 @@ file beside the target and rename it into place only when the whole run succeede
 from __future__ import annotations
 
 import codecs
+import contextlib
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO
@@ -20,6 +20,7 @@ from typing import IO, Any, BinaryIO
 import orjson
 
 from vlmdata.errors import VlmdataError
+from vlmdata.outputs import discard, publish, temp_for
 
 CHUNK = 1 << 20
 MAX_ELEMENT = 256 << 20  # one JSON list element larger than this is treated as broken
@@ -95,13 +96,11 @@ class PeekReader:
 
 
 def sniff_layout(reader: PeekReader, name: str) -> str:
-    """'json' for a JSON list, 'stream' for one pretty-printed object, else 'jsonl'."""
+    """'json' for a JSON list, 'stream' for one pretty-printed object, else 'jsonl' (also when empty)."""
     head = reader.peek(1 << 16)
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not stripped:
-        if not head:
-            raise VlmdataError(f"{name}: the file is empty; there is nothing to convert")
-        raise VlmdataError(f"{name}: the file holds only whitespace; there is nothing to convert")
+        return "jsonl"  # empty input: no records (0 in = 0 written), not an error
     if stripped[:1] == b"[":
         return "json"
     first_line = stripped.split(b"\n", 1)[0].strip()
@@ -195,6 +194,15 @@ def iter_json_values(reader: PeekReader, *, in_list: bool) -> Iterator[Raw]:
                     continue
                 line, col = where(exc.pos)
                 raise SyntaxErrorInFile(exc.msg, line, col, index) from None
+            except RecursionError:
+                end = _value_end(buf, pos)
+                if end is None:
+                    if not eof and len(buf) - pos < MAX_ELEMENT and fill():
+                        continue
+                    line, col = where(pos)
+                    raise SyntaxErrorInFile("a value nested too deeply is not closed", line, col, index) from None
+                value = TooDeep(buf[pos:end].encode("utf-8", "surrogatepass"))
+                break
         yield Raw(value, line_of(pos), index)
         index += 1
         pos = end
@@ -214,6 +222,39 @@ def iter_json_values(reader: PeekReader, *, in_list: bool) -> Iterator[Raw]:
         raise SyntaxErrorInFile("expected ',' or ']' after a list element", line, col, index)
 
 
+class TooDeep(bytes):
+    """The text of a list element nested deeper than the JSON parser's recursion limit.
+
+    It stays bytes, so every codec rejects it the way it rejects invalid JSON in a JSONL line.
+    """
+
+
+def _value_end(buf: str, pos: int) -> int | None:
+    """End of the JSON value starting at ``buf[pos]`` by bracket counting (strings skipped), or None.
+
+    Only used when the C scanner gives up on deep nesting, so a plain loop is fine here.
+    """
+    depth = 0
+    k = pos
+    n = len(buf)
+    while k < n:
+        c = buf[k]
+        if c == '"':
+            k += 1
+            while k < n and buf[k] != '"':
+                k += 2 if buf[k] == "\\" else 1
+        elif c in "[{":
+            depth += 1
+        elif c in "]}":
+            depth -= 1
+            if depth == 0:
+                return k + 1
+        elif depth == 0 and c in ",\n":
+            return k
+        k += 1
+    return None
+
+
 def read_raw(path: str) -> tuple[str, Iterator[Raw], BinaryIO]:
     """(layout, records, stream to close) for ``path`` ('-' = stdin)."""
     stream = open_input(path)
@@ -231,7 +272,11 @@ def read_raw(path: str) -> tuple[str, Iterator[Raw], BinaryIO]:
 
 
 class RecordWriter:
-    """Writes records as JSONL or as one JSON list, atomically (temp file + rename)."""
+    """Writes records as JSONL or as one JSON list through a temp file (see ``vlmdata.outputs``).
+
+    ``commit`` publishes the file (at once, or with the running transaction); ``abort`` removes
+    it. A write error (a full disk) is raised as an OSError that names the output, not the temp.
+    """
 
     def __init__(self, path: str, layout: str) -> None:
         self.path = path
@@ -241,23 +286,32 @@ class RecordWriter:
         if path == "-":
             self._out: IO[bytes] = sys.stdout.buffer
         else:
-            folder = os.path.dirname(os.path.abspath(path))
-            os.makedirs(folder, exist_ok=True)
-            fd, self._tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+            fd, self._tmp = temp_for(path)
             self._out = os.fdopen(fd, "wb", buffering=1 << 20)
         if layout == "json":
-            self._out.write(b"[")
+            self._guard(self._out.write, b"[")
+
+    def _guard(self, op: Any, *args: Any) -> Any:
+        try:
+            return op(*args)
+        except OSError as exc:
+            if self._tmp is None or exc.errno is None:
+                raise
+            raise OSError(exc.errno, exc.strerror, self.path) from None
 
     def write(self, record: dict[str, Any]) -> None:
         self.write_bytes(orjson.dumps(record))
 
     def write_bytes(self, data: bytes) -> None:
-        if self.layout == "json":
-            self._out.write(b"\n" if self.count == 0 else b",\n")
-            self._out.write(data)
-        else:
-            self._out.write(data)
-            self._out.write(b"\n")
+        try:
+            if self.layout == "json":
+                self._out.write(b"\n" if self.count == 0 else b",\n")
+                self._out.write(data)
+            else:
+                self._out.write(data)
+                self._out.write(b"\n")
+        except OSError as exc:
+            self._guard(_reraise, exc)
         self.count += 1
 
     def write_many(self, encoded: list[bytes]) -> None:
@@ -268,35 +322,26 @@ class RecordWriter:
             for data in encoded:
                 self.write_bytes(data)
         else:
-            self._out.write(b"\n".join(encoded) + b"\n")
+            self._guard(self._out.write, b"\n".join(encoded) + b"\n")
             self.count += len(encoded)
 
     def commit(self) -> None:
         if self.layout == "json":
-            self._out.write(b"\n]\n")
-        self._out.flush()
+            self._guard(self._out.write, b"\n]\n")
+        self._guard(self._out.flush)
         if self._tmp is not None:
-            os.fsync(self._out.fileno())
+            self._guard(os.fsync, self._out.fileno())
             self._out.close()
-            os.replace(self._tmp, self.path)
-            self._tmp = None
+            tmp, self._tmp = self._tmp, None
+            publish(tmp, self.path)
 
     def abort(self) -> None:
         if self._tmp is not None:
-            self._out.close()
-            os.unlink(self._tmp)
+            with contextlib.suppress(OSError):
+                self._out.close()  # a full disk fails the final flush too
+            discard(self._tmp)
             self._tmp = None
 
 
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def _reraise(exc: OSError) -> None:
+    raise exc

@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 
-from vlmdata.convert.io import atomic_write_bytes
 from vlmdata.errors import VlmdataError
+from vlmdata.outputs import atomic_write_bytes
 
 
 def load_meta(path: str) -> dict[str, Any]:

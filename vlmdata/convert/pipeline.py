@@ -7,7 +7,9 @@ processes over chunks of records while this process reads and writes in order.
 from __future__ import annotations
 
 import itertools
+import json
 import os
+import signal
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -18,12 +20,14 @@ import orjson
 from vlmdata.convert.codec import Codec, Options, ReadContext, Tally, WriteContext
 from vlmdata.convert.io import Raw, RecordWriter, SyntaxErrorInFile, read_raw
 from vlmdata.convert.registry import FORMATS, detect, get_codec
-from vlmdata.convert.report import ConvertReport, Rejection
+from vlmdata.convert.report import ConvertReport, Rejection, safe_value
 from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.media.paths import PathResolver
+from vlmdata.outputs import check_outputs, transaction
 from vlmdata.schemas.sample import Origin, Sample
 
 CHUNK_RECORDS = 2000
+EMPTY_INPUT_FORMAT = "swift"  # the reader named for an input with no records (it reads none of them)
 # Bad data surfaces in codecs as these; they become rejections, never tracebacks.
 DATA_ERRORS = (RecordError, KeyError, TypeError, ValueError, IndexError, AttributeError)
 
@@ -50,6 +54,7 @@ class Opened:
     layout: str
     records: Iterator[Raw]
     close: Any
+    empty: bool = False  # the input holds no record at all (its format could not be detected)
 
 
 def open_records(src: str, fmt: str | None) -> Opened:
@@ -71,6 +76,9 @@ def open_records(src: str, fmt: str | None) -> Opened:
                 stream.close()
                 raise unreadable(display_name(src), exc) from None
             records = _raise_later(exc)
+        if not head:  # no record at all: nothing to detect, nothing to convert (0 in = 0 written)
+            close = stream.close if src != "-" else (lambda: None)
+            return Opened(FORMATS[EMPTY_INPUT_FORMAT], layout, iter(()), close, empty=True)
         try:
             codec = detect([r.payload for r in head], layout, display_name(src))  # type: ignore[arg-type]
         except BaseException:
@@ -175,7 +183,13 @@ _WORKER: _Work | None = None
 
 
 def _init_worker(*args: Any) -> None:
+    """Build the worker's state. Ctrl-C and SIGHUP are the parent's to handle (it stops the pool);
+    SIGTERM, which the pool itself uses to stop its workers, ends a worker at once."""
     global _WORKER
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _WORKER = _Work(*args)
 
 
@@ -232,9 +246,14 @@ def output_path(src: str, dst: str, codec: Codec) -> str:
     return os.path.join(dst, stem + (".json" if codec.default_layout == "json" else ".jsonl"))
 
 
-def _check_not_input(src: str, dst: str) -> None:
-    if src != "-" and dst != "-" and os.path.exists(dst) and os.path.exists(src) and os.path.samefile(src, dst):
-        raise VlmdataError(f"{dst}: the output would overwrite the input; write somewhere else")
+def check_run_paths(src: str, target: Codec, dst: str, rejects: str | None, options: Options) -> None:
+    """Every output of the run (data, shards, rejects, side files) differs from the input and each other."""
+    inputs = [src]
+    if src != "-" and os.path.isdir(src):
+        inputs += [os.path.join(src, f) for f in sorted(os.listdir(src))]  # a folder of parquet shards
+    outputs = [("-o", path) for path in target.output_files(dst)]
+    outputs += [("--rejects", rejects), *target.side_files(options)]
+    check_outputs(inputs, outputs)
 
 
 class RejectsFile:
@@ -259,7 +278,23 @@ class RejectsFile:
             "fix": rejection.fix,
             "record": payload,
         }
-        self.writer.write_bytes(orjson.dumps(entry, default=_bytes_note))  # parquet rows may hold image bytes
+        self.writer.write_bytes(dump_entry(entry))
+
+
+def dump_entry(entry: dict[str, Any]) -> bytes:
+    """A rejects-file line; a record orjson cannot write (an integer over 64 bits, a lone surrogate,
+    nesting past its limit) is kept as JSON text with escapes, or at worst described, never a crash."""
+    try:
+        return orjson.dumps(entry, default=_bytes_note)
+    except (TypeError, ValueError):
+        pass
+    record = entry["record"]
+    try:
+        text = json.dumps(record, ensure_ascii=True, allow_nan=False, default=_bytes_note)
+    except (TypeError, ValueError, RecursionError):
+        text = f"<a {type(record).__name__} that JSON cannot hold>"
+    safe = {k: safe_value(v) for k, v in entry.items() if k != "record"}
+    return orjson.dumps({**safe, "record_text": text})
 
 
 def _bytes_note(value: Any) -> str:
@@ -285,6 +320,8 @@ def convert(
     options = Options(**option_values)
     target = get_codec(to)
     target.check_options(options)
+    dst = output_path(src, dst, target)
+    check_run_paths(src, target, dst, rejects, options)
     opened = open_records(src, from_format)
     try:
         if opened.codec.needs_root and options.root is None:
@@ -292,30 +329,30 @@ def convert(
                 f"{display_name(src)}: {opened.codec.title} names images by file name only; "
                 "pass --root with the image folder"
             )
-        dst = output_path(src, dst, target)
-        _check_not_input(src, dst)
         out_layout = output_layout(target, dst, layout)
         name = display_name(src)
         in_root = options.root if options.root is not None else default_root(opened.codec, src)
-        report = ConvertReport(name, display_name(dst, "<stdout>"), opened.codec.name, target.name)
-        writer = target.open_output(dst, out_layout, options) or RecordWriter(dst, out_layout)
-        rejects_file = RejectsFile(rejects)
+        input_format = "empty" if opened.empty else opened.codec.name
+        report = ConvertReport(name, display_name(dst, "<stdout>"), input_format, target.name)
         args = (opened.codec.name, target.name, name, in_root, options.root is not None, in_root, options)
-        try:
-            if workers > 1:
-                _convert_parallel(opened.records, writer, rejects_file, report, args, workers, progress)
-            else:
-                _convert_serial(opened.records, writer, rejects_file, report, args, progress)
-        except BaseException:
-            writer.abort()
-            if rejects_file.writer:
-                rejects_file.writer.abort()
-            raise
-        writer.commit()
-        if rejects_file.writer:
-            rejects_file.writer.commit()
-        report.written = writer.count
-        report.side_files = target.after_write(dst, report.written, in_root, options)
+        with transaction():  # the output, the rejects and the side files are published together or not at all
+            writer = target.open_output(dst, out_layout, options) or RecordWriter(dst, out_layout)
+            rejects_file = RejectsFile(rejects)
+            try:
+                if workers > 1:
+                    _convert_parallel(opened.records, writer, rejects_file, report, args, workers, progress)
+                else:
+                    _convert_serial(opened.records, writer, rejects_file, report, args, progress)
+                writer.commit()
+                if rejects_file.writer:
+                    rejects_file.writer.commit()
+            except BaseException:
+                writer.abort()
+                if rejects_file.writer:
+                    rejects_file.writer.abort()
+                raise
+            report.written = writer.count
+            report.side_files = target.after_write(dst, report.written, in_root, options)
     finally:
         opened.close()
     report.seconds = time.perf_counter() - started
@@ -456,18 +493,19 @@ def write(
     options = Options(root=root, **option_values)
     codec = get_codec(format)
     out_layout = output_layout(codec, path, layout)
-    writer = codec.open_output(path, out_layout, options) or RecordWriter(path, out_layout)
     resolver = PathResolver(root or os.getcwd(), explicit_root=root is not None, allow_outside=True)
     ctx = WriteContext(resolver, options, Tally())
-    try:
-        for sample in samples:
-            try:
-                writer.write(codec.encode(sample, ctx))
-            except RecordError as exc:
-                exc.where = sample.origin.where() if sample.origin else exc.where
-                raise
-    except BaseException:
-        writer.abort()
-        raise
-    writer.commit()
+    with transaction():
+        writer = codec.open_output(path, out_layout, options) or RecordWriter(path, out_layout)
+        try:
+            for sample in samples:
+                try:
+                    writer.write(codec.encode(sample, ctx))
+                except RecordError as exc:
+                    exc.where = sample.origin.where() if sample.origin else exc.where
+                    raise
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
     return writer.count

@@ -22,6 +22,32 @@ def frames_note(frames: Counter[str]) -> str:
     )
 
 
+SHOWN_ID = 80  # characters of a record id shown in messages
+
+
+def safe_text(text: str, limit: int | None = None) -> str:
+    """``text`` that every stream and JSON writer accepts: lone surrogates and NULs escaped, maybe cut."""
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "..."
+    if text.isprintable() or (text.isascii() and "\0" not in text):
+        return text
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text.replace("\0", "\\x00")
+
+
+def safe_value(value: Any) -> Any:
+    """A record id (or any scalar from a record) as something messages and JSON can carry."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else str(value)
+    if isinstance(value, str):
+        return safe_text(value, SHOWN_ID)
+    return safe_text(repr(value) if not isinstance(value, (list, dict)) else f"<{type(value).__name__}>", SHOWN_ID)
+
+
 @dataclass(slots=True)
 class Rejection:
     file: str
@@ -30,6 +56,12 @@ class Rejection:
     id: Any
     error: str
     fix: str
+
+    def __post_init__(self) -> None:
+        # the reason quotes the record's own values: keep them printable and JSON-safe
+        self.id = safe_value(self.id)
+        self.error = safe_text(self.error)
+        self.fix = safe_text(self.fix)
 
     def where(self) -> str:
         loc = self.file + (f":{self.line}" if self.line is not None else f"[{self.index}]")

@@ -40,9 +40,10 @@ from pydantic import ValidationError
 
 from vlmdata.convert.codec import Codec, Layout, Options, ReadContext, WriteContext
 from vlmdata.convert.grounding import Counters, parse_text, render_parts
-from vlmdata.convert.io import RecordWriter, atomic_write_bytes
+from vlmdata.convert.io import RecordWriter
 from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.media.paths import PathResolver
+from vlmdata.outputs import atomic_write_bytes, readable_path
 from vlmdata.schemas.sample import Boxes, Frame, MediaRef, Message, Part, Points, Sample, Text
 from vlmdata.schemas.sharegpt import (
     DATASET_INFO_ENTRY,
@@ -272,12 +273,15 @@ class SharegptCodec(Codec):
         self._columns[path] = writer.used
         return writer
 
+    def side_files(self, options: Options) -> list[tuple[str, str | None]]:
+        return [("--dataset-info", options.dataset_info)]
+
     def after_write(self, dst: str, written: int, root: str, options: Options) -> list[str]:
         used = self._columns.pop(dst, None)
         if not options.dataset_info or dst == "-":
             return []
         if used is None:
-            used = _scan_columns(dst)
+            used = _scan_columns(readable_path(dst))  # the output is staged until the run ends
         info_dir = os.path.dirname(os.path.abspath(options.dataset_info))
         out = os.path.abspath(dst)
         file_name = os.path.relpath(out, info_dir) if _under(out, info_dir) else out

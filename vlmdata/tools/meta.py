@@ -23,11 +23,12 @@ from typing import Any
 
 import orjson
 
-from vlmdata.convert.io import SyntaxErrorInFile, atomic_write_bytes, read_raw
+from vlmdata.convert.io import SyntaxErrorInFile, read_raw
 from vlmdata.convert.meta import load_meta
 from vlmdata.convert.pipeline import read
 from vlmdata.convert.sharegpt import DATASET_INFO, _scan_columns, _under, load_dataset_info, update_dataset_info
 from vlmdata.errors import RecordError, VlmdataError
+from vlmdata.outputs import atomic_write_bytes
 from vlmdata.schemas.sample import Sample
 from vlmdata.schemas.sharegpt import DEFAULT_TAGS, ROLE_CONTENT_TAGS
 

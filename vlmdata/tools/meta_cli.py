@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from vlmdata.convert.registry import FORMATS
 from vlmdata.errors import RecordError, VlmdataError
+from vlmdata.outputs import check_outputs
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 SHOWN_REJECTIONS = 20
@@ -64,6 +65,7 @@ def meta(
             raise VlmdataError("choose one of -o META.json (InternVL), --dataset-info PATH (LLaMA-Factory) or --swift")
         if val_files and not swift:
             raise VlmdataError("--val names ms-swift validation files; use it with --swift")
+        check_outputs([*files, *val_files], [("-o", output), ("--dataset-info", dataset_info)])
         if output:
             rt = int(repeat_time) if float(repeat_time).is_integer() else repeat_time
             result = tools.build_internvl_meta(

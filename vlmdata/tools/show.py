@@ -35,6 +35,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.media.paths import is_remote
+from vlmdata.outputs import atomic_write_bytes
 from vlmdata.schemas.sample import AudioSlot, Box, Boxes, ImageSlot, Points, Ref, Sample, Text, VideoSlot
 from vlmdata.tools.stats import Item, box_groups, image_path, iter_items, to_pixels
 
@@ -252,7 +253,9 @@ def render_png(sample: Sample) -> tuple[Image.Image, Plan]:
 def save_png(sample: Sample, out: str) -> Plan:
     im, p = render_png(sample)
     _parent(out)
-    im.save(out, format="PNG")
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    atomic_write_bytes(out, buf.getvalue())
     return p
 
 
@@ -423,5 +426,4 @@ def gallery_html(items: list[tuple[int, Item]], title: str = "vlmdata show", thu
 
 def save_gallery(items: list[tuple[int, Item]], out: str, title: str = "vlmdata show") -> None:
     _parent(out)
-    with open(out, "w", encoding="utf-8") as f:
-        f.write(gallery_html(items, title))
+    atomic_write_bytes(out, gallery_html(items, title).encode("utf-8"))

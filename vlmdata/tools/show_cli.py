@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from vlmdata.convert.registry import FORMATS
 from vlmdata.errors import RecordError, VlmdataError
+from vlmdata.outputs import check_outputs
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -89,6 +90,7 @@ def show(
     try:
         if chosen > 1:
             raise VlmdataError("give one of --index, --sample, --first")
+        check_outputs(paths, [("-o", output)])
         if lower.endswith(".png"):
             if sample_n is not None or first_n is not None:
                 raise VlmdataError("a PNG holds one sample: use --index N (or write a .html gallery)")

@@ -31,6 +31,7 @@ from vlmdata.convert.registry import get_codec
 from vlmdata.convert.report import Rejection
 from vlmdata.errors import VlmdataError
 from vlmdata.media.paths import PathResolver
+from vlmdata.outputs import check_outputs, transaction
 
 
 @dataclass
@@ -117,9 +118,7 @@ def split(
     ext = {"jsonl": ".jsonl", "json": ".json", "parquet": ".parquet"}[layout]
     train_path = os.path.join(out_dir, "train" + ext)
     val_path = os.path.join(out_dir, "val" + ext)
-    for p in (train_path, val_path):
-        if os.path.exists(p) and os.path.samefile(p, src):
-            raise VlmdataError(f"{p}: the output would overwrite the input; write somewhere else")
+    check_outputs([src], [("-o", train_path), ("-o", val_path)])
     name = display_name(src)
     report = SplitReport(name, codec.name, target.name, train_path, val_path)
 
@@ -130,8 +129,26 @@ def split(
         PathResolver(in_resolver.root, explicit_root=root is not None, allow_outside=True), options, Tally()
     )
     os.makedirs(out_dir, exist_ok=True)
+    with transaction():  # train and val are published together or not at all
+        _write_split(src, codec, target, layout, raw_copy, options, decoder, wctx, val_idx, report)
+    return report
+
+
+def _write_split(
+    src: str,
+    codec: Any,
+    target: Any,
+    layout: str,
+    raw_copy: bool,
+    options: Options,
+    decoder: Decoder,
+    wctx: WriteContext,
+    val_idx: set[int],
+    report: SplitReport,
+) -> None:
+    name = report.source
     writers = {}
-    for key, path in (("train", train_path), ("val", val_path)):
+    for key, path in (("train", report.train_path), ("val", report.val_path)):
         writers[key] = (None if raw_copy else target.open_output(path, layout, options)) or RecordWriter(path, layout)
     opened = open_records(src, codec.name)
     try:
@@ -167,10 +184,14 @@ def split(
         raise
     finally:
         opened.close()
-    for w in writers.values():
-        w.commit()
+    try:
+        for w in writers.values():
+            w.commit()
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
     report.train, report.val = writers["train"].count, writers["val"].count
-    return report
 
 
 def _raw_bytes(payload: Any) -> bytes:

@@ -36,9 +36,9 @@ from vlmdata.convert.pipeline import (
     Decoder,
     RejectsFile,
     _account_syntax_error,
-    _bytes_note,
-    _check_not_input,
+    check_run_paths,
     display_name,
+    dump_entry,
     open_records,
     output_layout,
     output_path,
@@ -49,8 +49,8 @@ from vlmdata.convert.pipeline import (
 )
 from vlmdata.convert.registry import get_codec
 from vlmdata.convert.report import ConvertReport
-from vlmdata.errors import VlmdataError
 from vlmdata.media.paths import PathResolver
+from vlmdata.outputs import check_outputs, transaction
 from vlmdata.schemas.sample import Sample
 
 RAW_KEY = "__vlmdata_raw__"  # the input record, carried in Sample.extra while --rejects needs it
@@ -131,7 +131,7 @@ class _EngineEvents(Events):
             "error": drop.reason,
             "record": _record_of(sample),
         }
-        writer.write_bytes(orjson.dumps(entry, default=_bytes_note))
+        writer.write_bytes(dump_entry(entry))
 
     def merged(self, sample: Sample, into: Sample) -> None:
         self.report.merged += 1
@@ -189,6 +189,7 @@ def run_stream(
     """
     started = time.perf_counter()
     options = Options(**option_values)
+    check_outputs([src], [("-o", dst), ("--rejects", rejects), ("--meta", options.meta)])  # before reading
     opened = open_records(src, from_format)
     try:
         target = get_codec(to) if to is not None else opened.codec
@@ -196,12 +197,10 @@ def run_stream(
             options.relative_paths = True  # same format: ms-swift paths stay as relative as they were
         target.check_options(options)
         dst = output_path(src, dst, target)
-        _check_not_input(src, dst)
+        check_run_paths(src, target, dst, rejects, options)
         if layout is None and (dst == "-" or not os.path.splitext(dst)[1]) and opened.layout in target.layouts:
             layout = opened.layout
         out_layout = output_layout(target, dst, layout)
-        if rejects is not None and dst != "-" and os.path.abspath(rejects) == os.path.abspath(dst):
-            raise VlmdataError(f"{rejects}: --rejects and the output are the same file")
         name = display_name(src)
         resolver = resolver_for(opened.codec, src, options)
         report = StreamReport(name, display_name(dst, "<stdout>"), opened.codec.name, target.name)
@@ -210,43 +209,60 @@ def run_stream(
         decoder = Decoder(opened.codec, name, resolver, options, tally)
         out_resolver = PathResolver(resolver.root, explicit_root=options.root is not None, allow_outside=True)
         wctx = WriteContext(out_resolver, options, tally)
-        writer = target.open_output(dst, out_layout, options) or RecordWriter(dst, out_layout)
-        rejects_file = RejectsFile(rejects)
-        events = _EngineEvents(report, rejects_file)
-        keep_raw = rejects_file.writer is not None
-        try:
-            stream: Iterable[Sample] = _decoded(opened.records, decoder, report, rejects_file, name, keep_raw)
-            for transform in transforms:
-                stream = transform(stream, events)
-            if filters:
-                stream = apply_filters(stream, filters, events)
-            encode = target.encode
-            for sample in stream:
-                raw = sample.extra.pop(RAW_KEY, None)
-                try:
-                    record = encode(sample, wctx)
-                except DATA_ERRORS as exc:
-                    origin = sample.origin
-                    where = raw or Raw(sample.to_dict(), origin.line if origin else None, origin.index if origin else 0)
-                    rejection = rejection_for(origin.file if origin else name, where, exc, sample.id)
-                    report.add_rejection(rejection)
-                    rejects_file.add(rejection, where)
-                    continue
-                writer.write(record)
-        except BaseException:
-            writer.abort()
-            if rejects_file.writer:
-                rejects_file.writer.abort()
-            raise
-        writer.commit()
-        if rejects_file.writer:
-            rejects_file.writer.commit()
-        report.written = writer.count
-        report.side_files = target.after_write(dst, report.written, resolver.root, options)
+        with transaction():  # the output, the rejects and the side files are published together or not at all
+            writer = target.open_output(dst, out_layout, options) or RecordWriter(dst, out_layout)
+            rejects_file = RejectsFile(rejects)
+            try:
+                _write_stream(opened.records, decoder, target, wctx, writer, rejects_file, report, transforms, filters)
+                writer.commit()
+                if rejects_file.writer:
+                    rejects_file.writer.commit()
+            except BaseException:
+                writer.abort()
+                if rejects_file.writer:
+                    rejects_file.writer.abort()
+                raise
+            report.written = writer.count
+            report.side_files = target.after_write(dst, report.written, resolver.root, options)
     finally:
         opened.close()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _write_stream(
+    records: Iterator[Raw],
+    decoder: Decoder,
+    target: Any,
+    wctx: WriteContext,
+    writer: Any,
+    rejects_file: RejectsFile,
+    report: StreamReport,
+    transforms: Sequence[Transform],
+    filters: Sequence[SampleFilter],
+) -> None:
+    """Decode, transform, filter and encode every record into ``writer``, accounting for each one."""
+    name = report.source
+    events = _EngineEvents(report, rejects_file)
+    keep_raw = rejects_file.writer is not None
+    stream: Iterable[Sample] = _decoded(records, decoder, report, rejects_file, name, keep_raw)
+    for transform in transforms:
+        stream = transform(stream, events)
+    if filters:
+        stream = apply_filters(stream, filters, events)
+    encode = target.encode
+    for sample in stream:
+        raw = sample.extra.pop(RAW_KEY, None)
+        try:
+            record = encode(sample, wctx)
+        except DATA_ERRORS as exc:
+            origin = sample.origin
+            where = raw or Raw(sample.to_dict(), origin.line if origin else None, origin.index if origin else 0)
+            rejection = rejection_for(origin.file if origin else name, where, exc, sample.id)
+            report.add_rejection(rejection)
+            rejects_file.add(rejection, where)
+            continue
+        writer.write(record)
 
 
 def _decoded(

@@ -144,7 +144,7 @@ def _yaml() -> Any:
 
 
 def save_config(config: TrainConfig, folder: str) -> str:
-    from vlmdata.convert.io import atomic_write_bytes
+    from vlmdata.outputs import atomic_write_bytes
 
     yaml = _yaml()
 

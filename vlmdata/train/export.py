@@ -12,6 +12,7 @@ import shutil
 import tempfile
 
 from vlmdata.errors import VlmdataError
+from vlmdata.outputs import current_umask
 from vlmdata.train.compat import setup_environment
 from vlmdata.train.config import CONFIG_NAME, build_config, read_config_file
 from vlmdata.train.runner import FINAL
@@ -49,6 +50,7 @@ def export(run: str, output: str, merge_lora: bool = False, checkpoint: str | No
     parent = os.path.dirname(os.path.abspath(output)) or "."
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".export-", dir=parent)  # written whole, then renamed into place
+    os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes it 0700: the export is for other users too
     try:
         model.save_pretrained(staging)
         processor.save_pretrained(staging)

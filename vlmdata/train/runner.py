@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from vlmdata.convert.io import atomic_write_bytes
 from vlmdata.convert.report import Rejection
 from vlmdata.errors import VlmdataError
+from vlmdata.outputs import atomic_write_bytes
 from vlmdata.train.collate import Collator
 from vlmdata.train.compat import setup_environment
 from vlmdata.train.config import TrainConfig, save_config

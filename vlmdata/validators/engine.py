@@ -16,11 +16,12 @@ from typing import Any
 import orjson
 
 from vlmdata.convert.codec import Options, Tally
-from vlmdata.convert.io import Raw, SyntaxErrorInFile, atomic_write_bytes
+from vlmdata.convert.io import Raw, SyntaxErrorInFile
 from vlmdata.convert.pipeline import DATA_ERRORS, Decoder, default_root, describe_error, open_records
 from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.media.inspect import MediaInspector
 from vlmdata.media.paths import PathResolver
+from vlmdata.outputs import atomic_write_bytes
 from vlmdata.validators.context import TARGET_OF_FORMAT, TARGETS, ValidationContext
 from vlmdata.validators.registry import Finding, Rule, selected
 from vlmdata.validators.view import FileView, MediaView, RecordView, build_view
@@ -108,7 +109,9 @@ def is_broken_meta(path: str) -> bool:
 
 def expand(paths: Iterable[str], root: str | None) -> Iterator[Target]:
     for path in paths:
-        if os.path.isdir(path):
+        if path == "-":
+            yield Target(path, root)  # stdin: one data file
+        elif os.path.isdir(path):
             found = sorted(
                 p
                 for p in glob.glob(os.path.join(path, "**", "*"), recursive=True)

@@ -195,19 +195,10 @@ def test_gallery_html_escapes_and_placeholders(tmp_path):
 
 
 def _chromium() -> str:
+    """The browser `make browser` installed (tests install nothing themselves)."""
     found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found:
-        return found
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.skip("chromium is not installed and cannot be installed here (not root or no apt-get)")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(["apt-get", "update"], check=False, env=env, capture_output=True, timeout=600)
-    done = subprocess.run(
-        ["apt-get", "install", "-y", "--no-install-recommends", "chromium"], env=env, capture_output=True, timeout=1200
-    )
-    found = shutil.which("chromium")
     if not found:
-        pytest.fail(f"apt-get install chromium failed: {done.stderr.decode(errors='replace')[-2000:]}")
+        pytest.skip("chromium is not installed: `make browser` installs it (make test runs it first)")
     return found
 
 

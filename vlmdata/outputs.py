@@ -90,7 +90,10 @@ def remove_stale_temps(path: str) -> list[str]:
 def temp_for(path: str, tag: str = "") -> tuple[int, str]:
     """Create the temp file that will become ``path``: (fd, temp path), mode already right."""
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, path) from None
     remove_stale_temps(path)
     mode = mode_for(path)
     while True:
@@ -100,6 +103,8 @@ def temp_for(path: str, tag: str = "") -> tuple[int, str]:
             break
         except FileExistsError:
             continue
+        except OSError as exc:  # read-only or full file system: name the output, not the temp file
+            raise OSError(exc.errno, exc.strerror, path) from None
     _LIVE.add(tmp)
     with contextlib.suppress(OSError):
         os.fchmod(fd, mode)  # after creation: the umask must not narrow a kept mode

@@ -254,15 +254,13 @@ def _write_stream(
     for sample in stream:
         raw = sample.extra.pop(RAW_KEY, None)
         try:
-            record = encode(sample, wctx)
+            writer.write(encode(sample, wctx))  # a record orjson cannot write fails before any byte is written
         except DATA_ERRORS as exc:
             origin = sample.origin
             where = raw or Raw(sample.to_dict(), origin.line if origin else None, origin.index if origin else 0)
             rejection = rejection_for(origin.file if origin else name, where, exc, sample.id)
             report.add_rejection(rejection)
             rejects_file.add(rejection, where)
-            continue
-        writer.write(record)
 
 
 def _decoded(

@@ -90,6 +90,12 @@ def test_two_outputs_of_one_run_must_differ(tmp_path: Path):
     assert not out.exists()
 
 
+def test_only_one_output_may_be_stdout(tmp_path: Path):
+    src = write_jsonl(tmp_path / "in.jsonl", rows(4, bad_every=2))
+    res = run("convert", str(src), "--to", "swift", "-o", "-", "--rejects", "-")
+    assert res.exit_code == 2 and "-o and --rejects both name stdout" in res.output
+
+
 def test_split_outputs_may_not_be_the_input(tmp_path: Path):
     src = write_jsonl(tmp_path / "train.jsonl", rows(10))
     before = src.read_bytes()

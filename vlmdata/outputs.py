@@ -267,6 +267,10 @@ def check_outputs(inputs: Iterable[str | None], outputs: Iterable[tuple[str, str
     ``outputs`` are (option, path) pairs such as ("-o", "out.jsonl"); "-" (stdout/stdin) and None
     are skipped. Paths are compared as files, so symlinks, hard links and ``..`` are seen through.
     """
+    outputs = list(outputs)
+    to_stdout = [option for option, path in outputs if path == "-"]
+    if len(to_stdout) > 1:
+        raise VlmdataError(f"{' and '.join(to_stdout)} both name stdout (-); only one output can go there")
     seen: dict[tuple[str, object], str] = {}
     for path in inputs:
         if path and path != "-":

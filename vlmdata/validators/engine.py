@@ -21,7 +21,7 @@ from vlmdata.convert.pipeline import DATA_ERRORS, Decoder, default_root, describ
 from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.media.inspect import MediaInspector
 from vlmdata.media.paths import PathResolver
-from vlmdata.outputs import atomic_write_bytes
+from vlmdata.outputs import atomic_write_bytes, discard, publish, temp_for, transaction
 from vlmdata.validators.context import TARGET_OF_FORMAT, TARGETS, ValidationContext
 from vlmdata.validators.registry import Finding, Rule, selected
 from vlmdata.validators.view import FileView, MediaView, RecordView, build_view
@@ -290,23 +290,37 @@ class Runner:
                 self.emit(rule, hit, hit.get("file", fv.path), hit.get("line"), None)  # meta entry rules: the meta file
 
     def apply_fixes(self, path: str, layout: str, fixes: dict[int, dict[str, Any]]) -> None:
-        """Rewrite ``path`` with the fixed records, atomically; other records keep their bytes."""
+        """Rewrite ``path`` with the fixed records, atomically, keeping its mode; other records keep their bytes."""
         if layout == "jsonl":
-            out, index = [], 0
-            with open(path, "rb") as f:
-                for line in f:
-                    if line.strip():
-                        out.append(orjson.dumps(fixes[index]) + b"\n" if index in fixes else line)
-                        index += 1
-                    else:
-                        out.append(line)
-            atomic_write_bytes(path, b"".join(out))
+            fd, tmp = temp_for(path)
+            try:
+                with open(path, "rb") as f, os.fdopen(fd, "wb") as out:  # streamed: memory does not grow
+                    index = 0
+                    for line in f:
+                        if line.strip():
+                            out.write(orjson.dumps(fixes[index]) + b"\n" if index in fixes else line)
+                            index += 1
+                        else:
+                            out.write(line)
+                    out.flush()
+                    os.fsync(out.fileno())
+            except BaseException:
+                discard(tmp)
+                raise
+            publish(tmp, path)
         elif layout == "json":
-            with open(path, "rb") as f:
-                records = orjson.loads(f.read())
-            for i, rec in fixes.items():
-                records[i] = rec
-            atomic_write_bytes(path, orjson.dumps(records, option=orjson.OPT_INDENT_2) + b"\n")
+            try:
+                with open(path, "rb") as f:
+                    records = orjson.loads(f.read())
+                for i, rec in fixes.items():
+                    records[i] = rec
+                data = orjson.dumps(records, option=orjson.OPT_INDENT_2) + b"\n"
+            except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+                raise VlmdataError(
+                    f"{path}: --fix cannot rewrite this JSON list ({exc}); nothing was changed. "
+                    "Fix those records by hand, or convert the file to JSONL first"
+                ) from None
+            atomic_write_bytes(path, data)
 
 
 def _chunks(records: Iterator[Raw], size: int, runner: Runner, file: str) -> Iterator[list[Raw]]:
@@ -360,6 +374,9 @@ def validate(
         paths = [paths]
     if target is not None and target not in TARGETS:
         raise VlmdataError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    paths = list(paths)
+    if fix and "-" in paths:
+        raise VlmdataError("--fix rewrites files in place; it cannot rewrite stdin (-): give the file")
     rules = selected(select, ignore)
     ctx = ValidationContext(
         target or "swift",
@@ -375,8 +392,9 @@ def validate(
     options = Options(root=root, allow_outside_root=allow_outside_root)  # the decoder itself never refuses a path
     runner = Runner(rules, ctx, report, fix, options)
     try:
-        for t in expand(paths, root):
-            runner.run_target(t, from_format, target)
+        with transaction():  # --fix: every rewritten file is published together at the end, or none
+            for t in expand(paths, root):
+                runner.run_target(t, from_format, target)
     finally:
         ctx.inspector.close()
     report.seconds = time.perf_counter() - started

@@ -7,6 +7,7 @@ rejected (unreadable or unwritable), 2 usage or whole-file errors.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from collections.abc import Callable
 from functools import partial
@@ -60,7 +61,28 @@ def _common(func: Callable[..., Any]) -> Callable[..., Any]:
 )
 @click.option("--max-turns", type=click.IntRange(1), help="Split conversations longer than N rounds into several.")
 @click.option("--dedup", is_flag=True, help="Drop exact duplicates: same media bytes (sha256) and same text.")
-@click.option("--near-dedup", is_flag=True, help="Drop near duplicates: same media and text equal up to case/punct.")
+@click.option(
+    "--near-dedup",
+    is_flag=True,
+    help="Drop near duplicates: same media bytes, text similar by MinHash (quality extra).",
+)
+@click.option(
+    "--near-threshold",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.8,
+    show_default=True,
+    help="--near-dedup: the word-3-gram Jaccard similarity from which texts are duplicates.",
+)
+@click.option(
+    "--dedup-images", is_flag=True, help="Keep one sample per cluster of near-duplicate images (quality extra)."
+)
+@click.option(
+    "--image-distance",
+    type=click.IntRange(0, 32),
+    default=8,
+    show_default=True,
+    help="--dedup-images: perceptual hashes at most this many bits (of 64) apart are one cluster.",
+)
 @click.option("--reroot", multiple=True, metavar="OLD=NEW", help="Rewrite media path prefixes (repeatable).")
 @click.option("--drop-system", is_flag=True, help="Remove system prompts (default: keep them).")
 def transform(
@@ -71,6 +93,9 @@ def transform(
     max_turns: int | None,
     dedup: bool,
     near_dedup: bool,
+    near_threshold: float,
+    dedup_images: bool,
+    image_distance: int,
     reroot: tuple[str, ...],
     drop_system: bool,
     as_json: bool,
@@ -78,11 +103,13 @@ def transform(
 ) -> None:
     """Rewrite SRC sample by sample, in its own format unless --to.
 
-    Order: --reroot, --drop-system, --dedup, --near-dedup, --merge-by-image, --max-turns.
+    Order: --reroot, --drop-system, --dedup, --near-dedup, --dedup-images, --merge-by-image, --max-turns.
+    Dropped samples go to --rejects with the sample they duplicate ("cluster").
 
     \b
     vlmdata transform in.jsonl -o out.jsonl --merge-by-image --max-turns 10 --dedup
     vlmdata transform in.jsonl -o out.jsonl --reroot /old/images=/data/images --drop-system
+    vlmdata transform in.jsonl -o out.jsonl --dedup-images --image-distance 6 --rejects dups.jsonl
     """
     stages: list[Transform] = []
     if reroot:
@@ -97,8 +124,22 @@ def transform(
     hasher = T.MediaHasher()
     if dedup:
         stages.append(partial(T.dedup_exact, hasher=hasher))
-    if near_dedup:
-        stages.append(partial(T.dedup_near, hasher=hasher))
+    try:
+        if near_dedup:
+            from vlmdata.tools.dedup import QUALITY_EXTRA
+
+            if importlib.util.find_spec("datasketch") is None:
+                raise VlmdataError(f"--near-dedup needs the optional datasketch package: {QUALITY_EXTRA}")
+            stages.append(partial(T.dedup_near, hasher=hasher, threshold=near_threshold))
+        if dedup_images:
+            from vlmdata.media.phash import require_imagehash
+            from vlmdata.tools.dedup import dedup_images as dedup_images_stage
+
+            require_imagehash("--dedup-images")
+            stages.append(partial(dedup_images_stage, distance=image_distance))
+    except VlmdataError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        sys.exit(2)
     if merge_by_image:
         stages.append(partial(T.merge_by_image, scope=merge_scope))
     if max_turns is not None:

@@ -245,9 +245,17 @@ class ImageHasher:
     ``computed`` and ``cache_hits`` count the files decoded and the cache rows used.
     """
 
-    def __init__(self, cache_dir: str | None = None, threads: int | None = None, *, cache: bool = True) -> None:
+    def __init__(
+        self,
+        cache_dir: str | None = None,
+        threads: int | None = None,
+        *,
+        cache: bool = True,
+        cache_file: str | None = None,
+    ) -> None:
         self.threads = max(1, threads or min(8, os.cpu_count() or 1))
-        self._cache = VisualCache(cache_location(cache_dir) if cache else None)
+        file = cache_file if cache_file is not None else cache_location(cache_dir)
+        self._cache = VisualCache(file if cache else None)
         self._seen: dict[str, Visual] = {}
         self.computed = 0
         self.cache_hits = 0

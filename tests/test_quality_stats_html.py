@@ -16,7 +16,6 @@ from PIL import Image
 from tests.conftest import write_jsonl
 from vlmdata.tools.show_cli import stats
 
-
 BOX = "<ref>cat</ref><box>[[0,0,500,500]]</box>"
 
 

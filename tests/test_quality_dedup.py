@@ -18,7 +18,7 @@ from vlmdata.tools.dedup import shingles
 from vlmdata.tools.stream import Events
 from vlmdata.tools.transform_cli import transform
 
-pytest.importorskip("imagehash")
+pytest.importorskip("numpy")
 pytest.importorskip("datasketch")
 
 
@@ -134,7 +134,7 @@ def test_missing_extras_are_clean_errors(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "datasketch" else real(name, *a))
     r = CliRunner().invoke(transform, [str(src), "-o", str(tmp_path / "o.jsonl"), "--near-dedup"])
     assert r.exit_code == 2 and "datasketch" in r.stderr and "vlmdata[quality]" in r.stderr
-    monkeypatch.setattr(P, "have_imagehash", lambda: False)
+    monkeypatch.setattr(P, "have_hashing", lambda: False)
     r = CliRunner().invoke(transform, [str(src), "-o", str(tmp_path / "o.jsonl"), "--dedup-images"])
-    assert r.exit_code == 2 and "imagehash" in r.stderr and "vlmdata[quality]" in r.stderr
+    assert r.exit_code == 2 and "numpy" in r.stderr and "vlmdata[quality]" in r.stderr
     assert not (tmp_path / "o.jsonl").exists()

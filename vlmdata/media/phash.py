@@ -2,19 +2,21 @@
 
 One small decode per image gives everything the quality tools need:
 
-* ``phash``: the 64-bit DCT perceptual hash (``imagehash.phash``: greyscale 32x32, the 8x8
-  lowest frequencies against their median). Resized, re-encoded and colour-jittered copies land
-  within a few bits; a light crop within ~10; different photos ~32 bits apart. Needs the optional
-  ``imagehash`` (``pip install 'vlmdata[quality]'``); without it ``phash`` is None.
+* ``phash``: the 64-bit DCT perceptual hash (as ``imagehash.phash``: greyscale 32x32, the 8x8
+  lowest frequencies against their median; see ``phash_of`` for the one change). Resized,
+  re-encoded and colour-jittered copies land within a few bits; a 2-6% crop within ~10; different
+  photos ~30 bits apart. Needs numpy (``pip install 'vlmdata[quality]'``); without it ``phash``
+  is None.
 * ``std``: the standard deviation of the greyscale thumbnail (0-255): ~0 for blank images.
 * ``pad``: the fraction of the image covered by uniform bands along its edges (letterbox or
   padding), from the same thumbnail.
 
 Decoding is cheap for JPEG: ``draft("L", ...)`` decodes the luminance only, DCT-scaled by 1/2 to
 1/8 (``bench/dedup.py``: ~1.7x the speed of a plain full decode and ~4x that of a full decode
-followed by ``imagehash.phash``); other formats are decoded and reduced. Results are stored in the probe cache's SQLite file (the table
-``visual``, next to the header probes of ``media.inspect``) keyed by absolute path and valid while
-the file's (size, mtime_ns) are unchanged; ``VLMDATA_CACHE_DIR=off`` disables it.
+followed by ``imagehash.phash``); other formats are decoded and reduced. Results are stored in
+the probe cache's SQLite file (the table ``visual``, next to the header probes of
+``media.inspect``) keyed by absolute path and valid while the file's (size, mtime_ns) are
+unchanged; ``VLMDATA_CACHE_DIR=off`` disables it.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from vlmdata.errors import VlmdataError
 from vlmdata.media.inspect import cache_location
 from vlmdata.media.paths import is_remote
 
-VISUAL_VERSION = 2  # bump when what is computed changes: old rows are then ignored
+VISUAL_VERSION = 5  # bump when what is computed changes: old rows are then ignored
 THUMB = 128  # thumbnail side the heuristics and the hash start from
 BAND_TOLERANCE = 10  # a padding row/column: max - min of its grey values at most this
 HASH_BITS = 64
@@ -55,18 +57,19 @@ class Visual:
 
 
 @functools.cache
-def have_imagehash() -> bool:
+def have_hashing() -> bool:
+    """numpy (the ``quality`` extra) is there: perceptual hashes can be computed."""
     try:
-        import imagehash  # noqa: F401
+        import numpy  # noqa: F401
     except ImportError:
         return False
     return True
 
 
-def require_imagehash(what: str) -> None:
-    """Raise a VlmdataError naming the extra when ``imagehash`` is missing (the CLI exits 2)."""
-    if not have_imagehash():
-        raise VlmdataError(f"{what} needs the optional imagehash package: {QUALITY_EXTRA}")
+def require_hashing(what: str) -> None:
+    """Raise a VlmdataError naming the extra when numpy is missing (the CLI exits 2)."""
+    if not have_hashing():
+        raise VlmdataError(f"{what} needs perceptual image hashes (numpy): {QUALITY_EXTRA}")
 
 
 def hamming(a: int, b: int) -> int:
@@ -82,7 +85,7 @@ def thumbnail(path: str) -> Image.Image:
                 im.draft("L", (THUMB, THUMB))  # DCT scaling, luminance only: ~1.7x cheaper than a full decode
             elif im.mode not in ("L", "RGB", "RGBA", "LA", "P", "1", "I", "I;16", "F", "CMYK", "YCbCr"):
                 im = im.convert("RGB")
-            im.thumbnail((THUMB, THUMB), Image.Resampling.BILINEAR, reducing_gap=None)
+            im.thumbnail((THUMB, THUMB), Image.Resampling.LANCZOS, reducing_gap=None)
             if im.mode in ("RGBA", "LA", "P"):
                 im = im.convert("RGBA")
                 flat = Image.new("RGBA", im.size, (255, 255, 255, 255))  # transparent = white, as most viewers
@@ -91,16 +94,28 @@ def thumbnail(path: str) -> Image.Image:
             return im.convert("L")
 
 
+ZERO_BAND = 0.05  # DCT coefficients under this share of the AC spread count as exactly 0
+_DCT: Any = None
+
+
 def phash_of(grey: Image.Image) -> int | None:
+    """The 64-bit DCT hash of ``grey``: 32x32 Lanczos, 2-D DCT-II, the 8x8 lowest frequencies
+    against their median (imagehash's ``phash``), with one change: coefficients within
+    ``ZERO_BAND`` of the AC spread are set to 0 first. Symmetric drawings on flat backgrounds have
+    dozens of exactly-zero coefficients and a zero median; without the band, resampling noise flips
+    them at random (a resized copy of such an image landed 21 bits away, now 0)."""
     try:
-        import imagehash
+        import numpy as np
     except ImportError:
         return None
-    bits = imagehash.phash(grey, hash_size=8).hash.flatten()
-    value = 0
-    for b in bits:
-        value = (value << 1) | int(b)
-    return value
+    global _DCT
+    if _DCT is None:
+        k = np.arange(32)
+        _DCT = np.cos(np.pi * (2 * k[None, :] + 1) * k[:, None] / 64)
+    px = np.asarray(grey.resize((32, 32), Image.Resampling.LANCZOS), dtype=np.float64)
+    low = (_DCT @ px @ _DCT.T)[:8, :8].ravel()
+    low = np.where(np.abs(low) < ZERO_BAND * low[1:].std(), 0.0, low)
+    return int.from_bytes(np.packbits(low > np.median(low)).tobytes(), "big")
 
 
 def padding_fraction(grey: Image.Image) -> float:
@@ -289,7 +304,7 @@ class ImageHasher:
             out[p] = Visual()  # placeholder, filled below
         by_key = {k[0]: k for k in keyed}
         cached = self._cache.get_many(keyed)
-        if have_imagehash():  # rows written without imagehash lack the hash: compute them again
+        if have_hashing():  # rows written without numpy lack the hash: compute them again
             cached = {k: v for k, v in cached.items() if v.phash is not None or v.error is not None}
         self.cache_hits += len(cached)
         misses = [k for k in keyed if k[0] not in cached]

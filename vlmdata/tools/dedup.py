@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from vlmdata.errors import VlmdataError
-from vlmdata.media.phash import QUALITY_EXTRA, ImageHasher, require_imagehash
+from vlmdata.media.phash import QUALITY_EXTRA, ImageHasher, require_hashing
 from vlmdata.schemas.sample import Sample
 from vlmdata.tools.near_dup import HammingIndex
 from vlmdata.tools.stream import Drop, Events
@@ -41,7 +41,7 @@ def dedup_images(
     hasher: ImageHasher | None = None,
 ) -> Iterator[Sample]:
     """See the module docstring; the drop names the cluster (its first sample) and the distance."""
-    require_imagehash("--dedup-images")
+    require_hashing("--dedup-images")
     events = events or _NOOP
     own = hasher is None
     h = hasher or ImageHasher()

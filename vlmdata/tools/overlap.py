@@ -29,7 +29,7 @@ from vlmdata.convert.io import SyntaxErrorInFile
 from vlmdata.convert.pipeline import DATA_ERRORS, Decoder, default_root, describe_error, open_records
 from vlmdata.errors import VlmdataError
 from vlmdata.media.paths import PathResolver
-from vlmdata.media.phash import ImageHasher, require_imagehash
+from vlmdata.media.phash import ImageHasher, require_hashing
 from vlmdata.schemas.sample import Ref, Sample, Text
 from vlmdata.tools.near_dup import HammingIndex
 from vlmdata.tools.stats import targets
@@ -285,7 +285,7 @@ def find_overlap(
 ) -> OverlapReport:
     """See the module docstring. ``eval_`` may be empty (then only the mixture's shared images)."""
     if images:
-        require_imagehash("image overlap (--no-images checks text only)")
+        require_hashing("image overlap (--no-images checks text only)")
     report = OverlapReport(image_distance=image_distance, images_checked=images, text_checked=text)
     report.train = datasets_of(train, root)
     report.eval = datasets_of(eval_, eval_root if eval_root is not None else root)

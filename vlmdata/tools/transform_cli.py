@@ -133,10 +133,10 @@ def transform(
                 raise VlmdataError(f"--near-dedup needs the optional datasketch package: {QUALITY_EXTRA}")
             stages.append(partial(T.dedup_near, hasher=hasher, threshold=near_threshold))
         if dedup_images:
-            from vlmdata.media.phash import require_imagehash
+            from vlmdata.media.phash import require_hashing
             from vlmdata.tools.dedup import dedup_images as dedup_images_stage
 
-            require_imagehash("--dedup-images")
+            require_hashing("--dedup-images")
             stages.append(partial(dedup_images_stage, distance=image_distance))
     except VlmdataError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}")

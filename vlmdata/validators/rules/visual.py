@@ -4,7 +4,7 @@ These rules decode a small thumbnail of each image (``media.phash``: JPEG draft 
 disk with the header probes), which costs more than the header-only VD3 checks, so they are
 **opt-in**: they run only when selected explicitly (``--select VD6`` or a code such as VD601);
 ``--select VD`` and the default leave them out. The duplicate check compares perceptual hashes and
-needs the optional ``imagehash`` (``pip install 'vlmdata[quality]'``); without it only the same
+needs numpy (``pip install 'vlmdata[quality]'``); without it only the same
 file named twice is reported.
 """
 

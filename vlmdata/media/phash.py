@@ -14,7 +14,7 @@ One small decode per image gives everything the quality tools need:
 Decoding is cheap for JPEG: ``draft("L", ...)`` decodes the luminance only, DCT-scaled by 1/2 to
 1/8 (``bench/dedup.py``: ~1.7x the speed of a plain full decode and ~4x that of a full decode
 followed by ``imagehash.phash``); other formats are decoded and reduced. Results are stored in
-the probe cache's SQLite file (the table ``visual``, next to the header probes of
+the probe cache's SQLite file (the table ``visual_hashes``, next to the header probes of
 ``media.inspect``) keyed by absolute path and valid while the file's (size, mtime_ns) are
 unchanged; ``VLMDATA_CACHE_DIR=off`` disables it.
 """
@@ -36,7 +36,7 @@ from typing import Any
 from PIL import Image, ImageStat
 
 from vlmdata.errors import VlmdataError
-from vlmdata.media.inspect import cache_location
+from vlmdata.media.inspect import PRUNE_DAYS, cache_location
 from vlmdata.media.paths import is_remote
 
 VISUAL_VERSION = 5  # bump when what is computed changes: old rows are then ignored
@@ -168,9 +168,9 @@ def compute_visual(path: str) -> Visual:
 # --------------------------------------------------------------------------- the cache
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS visual (
+CREATE TABLE IF NOT EXISTS visual_hashes (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, version INTEGER NOT NULL,
-    phash INTEGER, std REAL, pad REAL, error TEXT
+    phash INTEGER, std REAL, pad REAL, error TEXT, day INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 """
 _BATCH = 500
@@ -222,7 +222,7 @@ class VisualCache:
                 for i in range(0, len(paths), _BATCH):
                     part = paths[i : i + _BATCH]
                     rows = self._db.execute(
-                        "SELECT path, size, mtime_ns, version, phash, std, pad, error FROM visual "
+                        "SELECT path, size, mtime_ns, version, phash, std, pad, error FROM visual_hashes "
                         f"WHERE path IN ({','.join('?' * len(part))})",
                         part,
                     ).fetchall()
@@ -236,13 +236,14 @@ class VisualCache:
     def put_many(self, rows: Iterable[tuple[str, int, int, Visual]]) -> None:
         if self._db is None:
             return
-        data = [(p, s, m, VISUAL_VERSION, _signed(v.phash), v.std, v.pad, v.error) for p, s, m, v in rows]
+        day = int(time.time() // 86400)
+        data = [(p, s, m, VISUAL_VERSION, _signed(v.phash), v.std, v.pad, v.error, day) for p, s, m, v in rows]
         if not data:
             return
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany("INSERT OR REPLACE INTO visual VALUES (?,?,?,?,?,?,?,?)", data)
+                self._db.executemany("INSERT OR REPLACE INTO visual_hashes VALUES (?,?,?,?,?,?,?,?,?)", data)
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 with contextlib.suppress(sqlite3.Error):
@@ -250,8 +251,10 @@ class VisualCache:
                 self._fail(exc)
 
     def close(self) -> None:
+        """Close, deleting rows written more than PRUNE_DAYS ago (recomputed when used again)."""
         if self._db is not None:
             with contextlib.suppress(sqlite3.Error):
+                self._db.execute("DELETE FROM visual_hashes WHERE day < ?", (int(time.time() // 86400) - PRUNE_DAYS,))
                 self._db.close()
             self._db = None
 

@@ -276,9 +276,13 @@ class HFJudge:
     def __call__(self, inputs: Sequence[JudgeInput]) -> list[str]:
         import torch
 
-        texts = [self._chat(x.prompt, len(x.images) if self.vision else 0) for x in inputs]
-        if self.vision and any(x.images for x in inputs):
-            return [self._generate([t], x.images) for t, x in zip(texts, inputs, strict=True)]  # images vary per row
+        if self.vision and any(x.images for x in inputs):  # one at a time: images vary per row
+            out = []
+            for x in inputs:
+                pics = _open_images(x.images)
+                out.append(self._generate([self._chat(x.prompt, len(pics))], pics))
+            return out
+        texts = [self._chat(x.prompt, 0) for x in inputs]
         with torch.no_grad():
             enc = self.tokenizer(texts, return_tensors="pt", padding=True).to(self.device)
             out = self.model.generate(
@@ -286,17 +290,26 @@ class HFJudge:
             )
         return self.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
 
-    def _generate(self, texts: list[str], images: tuple[str, ...]) -> str:
+    def _generate(self, texts: list[str], pics: list[Any]) -> str:
         import torch
-        from PIL import Image
 
-        pics = []
-        for p in images:
-            with Image.open(p) as im:
-                pics.append(im.convert("RGB"))
         with torch.no_grad():
             enc = self.processor(text=texts, images=pics or None, return_tensors="pt", padding=True).to(self.device)
             out = self.model.generate(
                 **enc, max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=self.tokenizer.pad_token_id
             )
         return self.tokenizer.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+
+
+def _open_images(paths: Sequence[str]) -> list[Any]:
+    """The images that open (RGB); a missing or broken one is left out (the judge sees the text)."""
+    from PIL import Image
+
+    pics = []
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                pics.append(im.convert("RGB"))
+        except (OSError, ValueError):
+            continue
+    return pics

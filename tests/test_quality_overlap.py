@@ -272,3 +272,15 @@ def test_flat_symmetric_drawing_copies_stay_near(tmp_path: Path):
             copy = im.convert("RGB").resize((round(256 * factor), round(256 * factor)))
         path = _save(copy, tmp_path / f"copy{factor}.jpg", quality=70)
         assert P.hamming(original, P.compute_visual(path).phash) <= 2
+
+
+def test_folders_are_inputs(leak_data: Path):
+    """A folder names every data file under it: the same leaks as naming the files."""
+    (leak_data / "train_dir").mkdir()
+    (leak_data / "train.jsonl").rename(leak_data / "train_dir" / "train.jsonl")
+    (leak_data / "eval_dir").mkdir()
+    (leak_data / "val.jsonl").rename(leak_data / "eval_dir" / "val.jsonl")
+    report = find_overlap(
+        [str(leak_data / "train_dir")], [str(leak_data / "eval_dir")], root=str(leak_data / "images"), cache_dir="off"
+    )
+    assert sorted((x.kind, x.eval.line, x.train.line) for x in report.leaks) == [("image", 1, 3), ("text", 2, 5)]

@@ -292,7 +292,7 @@ def find_overlap(
     tr = _read(report.train, report, text)
     ev = _read(report.eval, report, text)
     pairs: dict[tuple[int, int], Leak] = {}
-    if images:
+    if images and (ev.refs or len(report.train) > 1):  # else there is nothing to compare images with
         own = hasher is None
         h = hasher or ImageHasher(cache_dir=cache_dir)
         try:

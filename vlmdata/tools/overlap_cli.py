@@ -106,6 +106,11 @@ def print_report(report: OverlapReport) -> None:
         )
     if len(report.leaks) > SHOWN:
         err.print(f"... and {len(report.leaks) - SHOWN} more pairs (--json lists them all)")
+    if report.leaks:
+        err.print(
+            "[yellow]fix:[/] remove the leaking eval samples (or their training copies) so the eval measures "
+            "unseen data; `--json` lists every pair with file, line and id on both sides"
+        )
     for s in report.shared:
         err.print(
             f"[yellow]shared images[/] {escape(s['a'])} and {escape(s['b'])}: {s['images_of_a_in_b']} of "
@@ -113,7 +118,8 @@ def print_report(report: OverlapReport) -> None:
             f"are also in {escape(s['b'])}, "
             f"{s['images_of_b_in_a']} of {s['distinct_images_b']} ({s['share_of_b']:.1%}) the other way; "
             f"each is trained {s['times_seen_per_epoch']:g} times per epoch "
-            f"(repeat_time {s['repeat_time_a']:g} + {s['repeat_time_b']:g})"
+            f"(repeat_time {s['repeat_time_a']:g} + {s['repeat_time_b']:g}); keep one copy "
+            "(`vlmdata transform --dedup-images` over both) or lower a repeat_time if that is not intended"
         )
     for e in report.errors:
         err.print(f"[yellow]unreadable[/] {escape(e)}")

@@ -2,8 +2,9 @@
 
 ``base_image(seed)`` draws a scene of random gradients, shapes and noise (no two seeds alike);
 ``edit(im, kind, rng)`` makes one of the copies a dataset pipeline produces: ``resize`` (0.4-1.6x,
-aspect kept), ``jpeg`` (re-encoded at quality 60-100), ``crop`` (2-6% off each side) or ``jitter``
-(brightness, contrast and saturation +-20%). Used by the tests and ``bench/dedup.py``.
+aspect kept), ``jpeg`` (re-encoded at quality 60-100), ``crop1-3`` (1-3% off each side), ``crop``
+(2-6% off each side) or ``jitter`` (brightness, contrast and saturation +-20%). Used by the tests
+and ``bench/dedup.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import random
 
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
-EDITS = ("resize", "jpeg", "crop", "jitter")
+EDITS = ("resize", "jpeg", "crop1-3", "crop", "jitter")
 
 
 def base_image(seed: int, size: tuple[int, int] = (320, 240)) -> Image.Image:
@@ -49,8 +50,9 @@ def edit(im: Image.Image, kind: str, rng: random.Random) -> Image.Image:
         im.save(buf, "JPEG", quality=rng.randint(60, 100))
         buf.seek(0)
         return Image.open(buf).convert("RGB")
-    if kind == "crop":
-        cut = [rng.uniform(0.02, 0.06) for _ in range(4)]
+    if kind in ("crop", "crop1-3"):
+        lo, hi = (0.02, 0.06) if kind == "crop" else (0.01, 0.03)
+        cut = [rng.uniform(lo, hi) for _ in range(4)]
         return im.crop((round(w * cut[0]), round(h * cut[1]), round(w * (1 - cut[2])), round(h * (1 - cut[3]))))
     if kind == "jitter":
         for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):

@@ -35,7 +35,7 @@ from vlmdata.tools.near_dup import HammingIndex
 from vlmdata.tools.stats import targets
 from vlmdata.tools.transforms import normalize_text
 
-DEFAULT_DISTANCE = 10  # bits of 64: no false pair and 2/3 of 2-6% crops found in bench/dedup.py
+DEFAULT_DISTANCE = 10  # bits of 64: in bench/dedup.py no false pair, 98% of 1-3% crops, 71% of 2-6% crops
 CHUNK = 2000
 
 

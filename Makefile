@@ -5,14 +5,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test lint bench bench-train browser fuzz clean
+.PHONY: demo test lint bench bench-train bench-dedup browser fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first, pinned: the CPU wheel on this machine's disk (an unpinned resolve may pull CUDA builds).
 	$(BIN)/python -m pip install --quiet '$(TORCH_SPEC)'
-	$(BIN)/python -m pip install --quiet -e '.[dev,hf,train]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,hf,train,quality]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -43,6 +43,9 @@ bench: $(STAMP)
 
 bench-train: $(STAMP)
 	$(BIN)/python bench/train.py
+
+bench-dedup: $(STAMP)
+	$(BIN)/python bench/dedup.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -240,6 +240,55 @@ def train_demo() -> bool:
     return proc.returncode == 0
 
 
+def overlap_demo() -> bool:
+    """``vlmdata overlap`` of the demo's mixture (meta.json) against a planted validation file: its
+    first record shows a resized, re-encoded copy of shapes_256x256.jpg (a leak the command must
+    find, exit 1), its second is new. The mixture's datasets are conversions of one another, so
+    they share every image: the report counts them with their repeat_time."""
+    from PIL import Image
+
+    console.rule("vlmdata overlap")
+    val_images = REPO / OUT / "val_images"
+    val_images.mkdir(parents=True, exist_ok=True)
+    with Image.open(REPO / IMAGES / "shapes_256x256.jpg") as im:
+        im.convert("RGB").resize((200, 200)).save(val_images / "val_0.jpg", quality=70)
+    rows = [
+        {"id": "val-0", "image": "val_0.jpg", "conversations": [
+            {"from": "human", "value": "<image>\nWhat shape is on top?"}, {"from": "gpt", "value": "A circle."}]},
+        {"id": "val-1", "conversations": [
+            {"from": "human", "value": "Name a primary colour."}, {"from": "gpt", "value": "Blue."}]},
+    ]  # fmt: skip
+    (REPO / OUT / "val.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    args = ["overlap", "--train", f"{OUT}/meta.json", "--eval", f"{OUT}/val.jsonl", "--eval-root", f"{OUT}/val_images"]
+    console.print("$ vlmdata " + " ".join(args) + " --json", markup=False)
+    proc = vlmdata(*args, "--json")
+    console.print(proc.stderr.decode().rstrip(), markup=False)
+    if proc.returncode != 1:
+        console.print(f"[red]expected exit 1 (a planted leak), got {proc.returncode}[/]")
+        return False
+    report = json.loads(proc.stdout)
+    lines = {leak["eval"]["line"] for leak in report["leaks"]}
+    if lines != {1} or not report["shared_images"]:
+        console.print(f"[red]expected leaks from val.jsonl:1 only and shared images, got {sorted(lines)}[/]")
+        return False
+    console.print(f"the planted copy was found ({len(report['leaks'])} training samples show its image)")
+    return True
+
+
+def stats_page_demo() -> bool:
+    """``vlmdata stats --html``: the mixture's plots on one self-contained page."""
+    console.rule("vlmdata stats --html")
+    args = ["stats", f"{OUT}/meta.json", "--html", f"{OUT}/stats.html", "--max-length", "1024"]
+    console.print("$ vlmdata " + " ".join(args), markup=False)
+    proc = vlmdata(*args)
+    page = REPO / OUT / "stats.html"
+    if proc.returncode != 0 or not page.is_file():
+        console.print(f"[red]exit {proc.returncode}[/]: {escape(proc.stderr.decode())}")
+        return False
+    console.print(f"{proc.stderr.decode().strip()} ({page.stat().st_size:,} bytes; open it in a browser)", markup=False)
+    return True
+
+
 def main() -> int:
     out = REPO / OUT
     if out.exists():
@@ -267,6 +316,8 @@ def main() -> int:
     ok = validate_demo() and ok
     ok = gallery_demo() and ok
     ok = train_demo() and ok
+    ok = overlap_demo() and ok
+    ok = stats_page_demo() and ok
     console.rule()
     console.print("[green]demo finished[/]" if ok else "[red]demo found unexpected results (see above)[/]")
     return 0 if ok else 1

@@ -371,11 +371,12 @@ def formats() -> None:
 def _add_tool_commands() -> None:
     """Dataset tools (meta, split, transform, filter, stats, show) and train/export, from their packages."""
     from vlmdata.tools.meta_cli import META_COMMANDS
+    from vlmdata.tools.overlap_cli import OVERLAP_COMMANDS
     from vlmdata.tools.show_cli import SHOW_COMMANDS
     from vlmdata.tools.transform_cli import TRANSFORM_COMMANDS
     from vlmdata.train.cli import TRAIN_COMMANDS
 
-    for command in (*META_COMMANDS, *TRANSFORM_COMMANDS, *SHOW_COMMANDS, *TRAIN_COMMANDS):
+    for command in (*META_COMMANDS, *TRANSFORM_COMMANDS, *SHOW_COMMANDS, *TRAIN_COMMANDS, *OVERLAP_COMMANDS):
         main.add_command(command)
 
 

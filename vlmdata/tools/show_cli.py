@@ -29,7 +29,18 @@ def _fail(exc: BaseException) -> None:
 @click.option("--root", help="Media root (default: the format's own; a meta entry's root wins).")
 @click.option("--from", "from_format", type=click.Choice(list(FORMATS)), help="Input format (default: detected).")
 @click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON on stdout.")
-def stats(paths: tuple[str, ...], root: str | None, from_format: str | None, as_json: bool) -> None:
+@click.option("--html", "html_out", metavar="FILE", help="Also write one self-contained page of plots (inline SVG).")
+@click.option("--max-length", type=click.IntRange(1), help="--html: draw this token limit on the token plot.")
+@click.option("--model", default="qwen2.5-vl", show_default=True, help="--html: model whose image tokens are counted.")
+def stats(
+    paths: tuple[str, ...],
+    root: str | None,
+    from_format: str | None,
+    as_json: bool,
+    html_out: str | None,
+    max_length: int | None,
+    model: str,
+) -> None:
     """Samples, turns, images, image sizes, boxes and text lengths of data files, folders or meta files.
 
     Image sizes come from file headers (cached); boxes are measured in pixels of the original image.
@@ -37,11 +48,18 @@ def stats(paths: tuple[str, ...], root: str | None, from_format: str | None, as_
     \b
     vlmdata stats data/
     vlmdata stats train.jsonl --root images/ --json
-    vlmdata stats meta.json
+    vlmdata stats meta.json --html stats.html --max-length 4096
     """
     from vlmdata.tools.stats import compute_stats, render_stats
 
     try:
+        if html_out:
+            from vlmdata.media.tokens import check_model
+            from vlmdata.tools.stats_html import save_stats_html
+
+            check_model(model)
+            shown = save_stats_html(list(paths), html_out, root=root, max_length=max_length, model=model)
+            err.print(f"{len(shown)} dataset(s) -> {escape(html_out)}")
         data = compute_stats(list(paths), root=root, from_format=from_format).to_dict()
     except (VlmdataError, RecordError, OSError) as exc:
         _fail(exc)

@@ -63,6 +63,7 @@ class Drop:
     filter: str
     score: float
     reason: str
+    detail: dict[str, Any] | None = None  # extra keys for the rejects file (e.g. the dedup cluster)
 
 
 class Events:
@@ -131,6 +132,8 @@ class _EngineEvents(Events):
             "error": drop.reason,
             "record": _record_of(sample),
         }
+        if drop.detail:
+            entry.update({k: v for k, v in drop.detail.items() if k not in entry})
         writer.write_bytes(dump_entry(entry))
 
     def merged(self, sample: Sample, into: Sample) -> None:

@@ -345,15 +345,27 @@ def dedup_exact(
 
 
 def dedup_near(
-    samples: Iterable[Sample], events: Events | None = None, *, hasher: MediaHasher | None = None
+    samples: Iterable[Sample],
+    events: Events | None = None,
+    *,
+    hasher: MediaHasher | None = None,
+    threshold: float = 0.8,
 ) -> Iterator[Sample]:
-    """Drop near duplicates: same media bytes and the same text after ``normalize_text``.
+    """Drop near duplicates: same media bytes and texts whose word-3-gram Jaccard similarity
+    (MinHash LSH over ``normalize_text``) is at least ``threshold`` (``tools.dedup``; needs datasketch).
 
     Case, punctuation, Unicode width forms and spacing do not count; box coordinates and roles do.
-    (A deliberately simple, exact-match-on-normal-form rule: no MinHash, so no false positives
-    between different answers that merely share many words.)
     """
-    yield from _dedup(samples, events, hasher or MediaHasher(), "near-dedup", lambda s: normalize_text(sample_text(s)))
+    from vlmdata.tools.dedup import dedup_text_near
+
+    h = hasher or MediaHasher()
+    yield from dedup_text_near(
+        samples,
+        events,
+        threshold=threshold,
+        media_key=lambda s: _media_key(s, h),
+        text_of=lambda s: normalize_text(sample_text(s)),
+    )
 
 
 def _dedup(samples, events, hasher, name, text_of) -> Iterator[Sample]:  # type: ignore[no-untyped-def]

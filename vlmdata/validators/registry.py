@@ -106,12 +106,23 @@ class Finding:
         }
 
 
+OPT_IN = ("VD6",)  # rule families that decode pixels: they run only when a selected prefix names them
+
+
 def selected(select: Iterable[str] | None, ignore: Iterable[str] | None) -> list[Rule]:
-    """Rules whose code starts with a selected prefix and with no ignored prefix (ruff style)."""
+    """Rules whose code starts with a selected prefix and with no ignored prefix (ruff style); an
+    opt-in family (``OPT_IN``) needs a selected prefix that starts with its own (``VD6``, ``VD601``)."""
     load_rules()
     sel = tuple(p.upper() for p in (select or ("VD",)))
     ign = tuple(p.upper() for p in (ignore or ()))
-    return [r for code, r in sorted(RULES.items()) if code.startswith(sel) and not (ign and code.startswith(ign))]
+    opted = tuple(o for o in OPT_IN if any(p.startswith(o) for p in sel))
+    return [
+        r
+        for code, r in sorted(RULES.items())
+        if code.startswith(sel)
+        and not (ign and code.startswith(ign))
+        and (not code.startswith(OPT_IN) or code.startswith(opted or ("\0",)))
+    ]
 
 
 def load_rules() -> None:

@@ -53,6 +53,7 @@ def stats(
     from vlmdata.tools.stats import compute_stats, render_stats
 
     try:
+        check_outputs(paths, [("--html", html_out)])
         if html_out:
             from vlmdata.media.tokens import check_model
             from vlmdata.tools.stats_html import save_stats_html

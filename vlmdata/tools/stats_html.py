@@ -347,7 +347,7 @@ def save_stats_html(
     paths: list[str], out: str, *, root: str | None = None, max_length: int | None = None, model: str = "qwen2.5-vl",
     cache_dir: str | None = None,
 ) -> list[DatasetStats]:  # fmt: skip
-    from vlmdata.convert.io import atomic_write_bytes
+    from vlmdata.outputs import atomic_write_bytes
 
     data = collect(paths, root=root, model=model, cache_dir=cache_dir)
     page = render_html(data, title=f"vlmdata stats {' '.join(paths)}", max_length=max_length, model=model)

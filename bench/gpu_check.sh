@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The GPU check of `vlmdata train`: bf16 tokens/s, padding, peak GPU memory, step time and loss of a 0.5B
+# Qwen2-VL-style and a small InternVL-style model (random weights, built from configs), each trained 150 steps
+# with `vlmdata train`, with bench/train.py's plain-Trainer baseline and with LoRA + gradient checkpointing + a
+# frozen vision tower, whose adapter `vlmdata export --merge-lora` merges and the GPU reloads. One table on
+# stdout; the same as JSON in $OUT/gpu_check.json (OUT: the device machine's output folder; default
+# out/gpu-check), the whole output in $OUT/gpu_check.log, each model's own in $OUT/<size>.log. What runs and
+# how it is measured: bench/gpu_check.py's docstring.
+#
+#     bash bench/gpu_check.sh [--out DIR] [--no-wheels] [--cpu] [--tiny] [gpu_check.py options]
+#     bash bench/gpu_check.sh --cpu --tiny --no-wheels      # the same check on a CPU in seconds (make gpu-check-cpu)
+#
+# Budget: one H200, under 8 minutes (estimated from the sizes, not yet measured: model builds and loads of a
+# 2 GB checkpoint, 6 runs of 150 steps at batch 8, one merge and three reloads); the JSON is rewritten after each
+# model, so a run cut short keeps what finished. Lower --steps to fit a smaller budget.
+#
+# Wheels: with a .whl/ folder (bench/gpu_wheels.sh fills it; carry it to the device) and no --no-wheels, they are
+# installed with pip --no-index --no-deps --target into a temporary folder put first on PYTHONPATH; vlmdata itself
+# is imported from this checkout (PYTHONPATH), not installed.
+#
+# transformers: the image has 5.17, vlmdata pins >=5.23,<6. Nothing in vlmdata/train needs a symbol 5.17 lacks
+# (checked by grepping 5.17's wheel for every transformers name the training stage uses), but the pin is the
+# version the tests pass with and the one `pip install vlmdata[train]` installs, so a check on 5.17 would measure
+# a stack no user gets. So the carried set includes transformers 5.24 with its tokenizers, safetensors, peft and
+# accelerate and huggingface-hub 1.33 (~19 MB). Risk: the carried hub needs httpx, hf-xet, fsspec, filelock from
+# the image; if the carried set does not import there, the script says so and falls back to the image's own
+# transformers (the JSON's meta.transformers records which one ran).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+py=${PYTHON:-python3}
+out=${OUT:-out/gpu-check}
+wheels=.whl
+install=1
+args=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --out) out=$2; shift 2 ;;
+        --out=*) out=${1#--out=}; shift ;;
+        --no-wheels) install=0; shift ;;
+        *) args+=("$1"); shift ;;
+    esac
+done
+mkdir -p "$out"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+probe='import pydantic, orjson, yaml, torch, transformers, peft, accelerate
+from transformers import AutoModelForImageTextToText, Trainer
+import vlmdata.train.runner'
+
+if [ "$install" = 1 ] && compgen -G "$wheels/*.whl" >/dev/null; then
+    site=$(mktemp -d "${TMPDIR:-/tmp}/vlmdata-site-XXXXXX")
+    hf=() base=()
+    for wheel in "$wheels"/*.whl; do
+        case "$(basename "$wheel")" in
+            transformers-* | tokenizers-* | huggingface_hub-* | safetensors-* | peft-* | accelerate-*) hf+=("$wheel") ;;
+            *) base+=("$wheel") ;;
+        esac
+    done
+    pip_install() { "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$@"; }
+    if [ ${#base[@]} -gt 0 ]; then pip_install "$site/base" "${base[@]}"; fi
+    if [ ${#hf[@]} -gt 0 ]; then pip_install "$site/hf" "${hf[@]}"; fi
+    plain=$PYTHONPATH
+    export PYTHONPATH="$site/hf:$site/base:$plain"
+    if ! "$py" -c "$probe"; then
+        echo "gpu_check: the carried transformers set does not import here; using the image's own" >&2
+        export PYTHONPATH="$site/base:$plain"
+    fi
+fi
+"$py" bench/gpu_check.py --out "$out" "${args[@]}" 2>&1 | tee "$out/gpu_check.log"

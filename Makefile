@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test lint bench bench-train clean
+.PHONY: demo test lint bench bench-train gpu-check-cpu clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ bench: $(STAMP)
 
 bench-train: $(STAMP)
 	$(BIN)/python bench/train.py
+
+# The GPU check's CPU mode (seconds; also run by the tests). On a GPU box: bash bench/gpu_check.sh (README).
+gpu-check-cpu: $(STAMP)
+	PYTHON=$(abspath $(BIN))/python bash bench/gpu_check.sh --cpu --tiny --no-wheels
 
 clean:
 	rm -rf $(VENV) build *.egg-info

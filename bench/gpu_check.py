@@ -163,6 +163,9 @@ def check_export(ns: argparse.Namespace, run: str, device: str) -> dict[str, Any
 
 def child(args: argparse.Namespace) -> int:
     """Build one model, train the variants, check the export; results into ``--result``."""
+    import accelerate
+    import huggingface_hub
+    import peft
     import torch
     import transformers
 
@@ -185,6 +188,8 @@ def child(args: argparse.Namespace) -> int:
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "transformers": transformers.__version__,
+        "versions": {m.__name__: m.__version__ for m in (transformers, huggingface_hub, peft, accelerate)},
+        "transformers_from": os.path.dirname(transformers.__file__),  # the carried wheel or the image's own
         "parameters": parameters,
         "vocab_rows": preset.vocab,
         "rows": [],
@@ -231,8 +236,9 @@ def _num(value: Any, spec: str) -> str:
 def format_table(report: dict[str, Any]) -> str:
     meta = report["meta"]
     lines = [
-        f"device: {meta.get('device', '?')}; torch {meta.get('torch', '?')}, transformers "
-        f"{meta.get('transformers', '?')}; bf16; {meta['records']} records, batch {meta['batch_size']}, "
+        f"device: {meta.get('device', '?')}; torch {meta.get('torch', '?')}, "
+        f"{', '.join(f'{k} {v}' for k, v in meta.get('versions', {}).items())}; "
+        f"bf16; {meta['records']} records, batch {meta['batch_size']}, "
         f"{meta['steps']} steps; peak memory: {meta.get('peak_memory_kind', '?')}",
         f"{'model':<22} {'variant':<8} {'real tok/s':>11} {'pad frac':>8} {'peak MB':>9} {'step ms':>8} "
         f"{'loss start':>10} {'loss end':>9} {'export':>6}",
@@ -302,7 +308,8 @@ def parent(args: argparse.Namespace) -> int:
                     done = json.load(fh)
                 rows = done.pop("rows")
                 export = {"model": rows[0]["model"], **done.pop("export")}
-                report["meta"].update({k: done[k] for k in ("device", "torch", "cuda", "transformers")})
+                keys = ("device", "torch", "cuda", "transformers", "versions", "transformers_from")
+                report["meta"].update({k: done[k] for k in keys})
                 report["meta"]["peak_memory_kind"] = rows[0]["peak_memory_kind"]
                 shared = {"parameters": done["parameters"], "vocab_rows": done["vocab_rows"]}
                 report["rows"] += [{**r, **shared} for r in rows]

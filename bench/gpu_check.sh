@@ -7,14 +7,14 @@
 # out/gpu-check), the whole output in $OUT/gpu_check.log, each model's own in $OUT/<size>.log. What runs and
 # how it is measured: bench/gpu_check.py's docstring.
 #
-#     bash bench/gpu_check.sh [--out DIR] [--no-wheels] [--cpu] [--tiny] [gpu_check.py options]
+#     bash bench/gpu_check.sh [--out DIR] [--wheels DIR | --no-wheels] [--cpu] [--tiny] [gpu_check.py options]
 #     bash bench/gpu_check.sh --cpu --tiny --no-wheels      # the same check on a CPU in seconds (make gpu-check-cpu)
 #
 # Budget: one H200, under 8 minutes (estimated from the sizes, not yet measured: model builds and loads of a
 # 2 GB checkpoint, 6 runs of 150 steps at batch 8, one merge and three reloads); the JSON is rewritten after each
 # model, so a run cut short keeps what finished. Lower --steps to fit a smaller budget.
 #
-# Wheels: with a .whl/ folder (bench/gpu_wheels.sh fills it; carry it to the device) and no --no-wheels, they are
+# Wheels: with a .whl/ folder (or --wheels DIR; bench/gpu_wheels.sh fills it; carry it to the device), they are
 # installed with pip --no-index --no-deps --target into a temporary folder put first on PYTHONPATH; vlmdata itself
 # is imported from this checkout (PYTHONPATH), not installed.
 #
@@ -37,6 +37,7 @@ while [ $# -gt 0 ]; do
         --out) out=$2; shift 2 ;;
         --out=*) out=${1#--out=}; shift ;;
         --no-wheels) install=0; shift ;;
+        --wheels) wheels=$2; shift 2 ;;
         *) args+=("$1"); shift ;;
     esac
 done
@@ -48,6 +49,7 @@ import vlmdata.train.runner'
 
 if [ "$install" = 1 ] && compgen -G "$wheels/*.whl" >/dev/null; then
     site=$(mktemp -d "${TMPDIR:-/tmp}/vlmdata-site-XXXXXX")
+    trap 'rm -rf "$site"' EXIT
     hf=() base=()
     for wheel in "$wheels"/*.whl; do
         case "$(basename "$wheel")" in

@@ -1,9 +1,9 @@
 """Training throughput of ``vlmdata train`` against a plain ``Trainer`` padding every batch to the longest record.
 
-    python bench/train.py [--size tiny|small|0.5b] [--steps N] [--batch-size B] [--records N]
-                          [--device auto|cpu|cuda] [--workdir DIR] [--seed 0] [--json] [--verbose]
+    python bench/train.py [--size tiny|small|0.5b|internvl-tiny|internvl-0.1b] [--steps N] [--batch-size B]
+                          [--records N] [--device auto|cpu|cuda] [--workdir DIR] [--seed 0] [--json] [--verbose]
 
-Both runs train the same randomly initialised Qwen2-VL-style model (one folder built with
+Both runs train the same randomly initialised Qwen2-VL-style (or InternVL-style) model (one folder built with
 ``vlmdata.train.tiny``, so both load the same weights) on the same generated ms-swift JSONL for
 the same steps and batch size, with the same optimiser settings:
 
@@ -24,6 +24,9 @@ lengths is what padding wastes. Sizes (text model; the vision tower is small in 
   heads) with its embedding padded to Qwen2's 151,936 rows and tied to the LM head, as in the real
   checkpoint (the tiny tokenizer has about 500 tokens; the unused rows cost what they cost in real
   training: the LM head over 151,936 columns), images up to 256 tokens. The GPU default.
+* ``internvl-tiny`` / ``internvl-0.1b``: InternVL-style (Qwen2 text of hidden 64 x 2 layers / 512 x 12
+  layers, the tiny 32-pixel-tile vision tower), the embedding padded to 1,024 / 151,936 rows and tied;
+  ``bench/gpu_check.py`` trains them next to the Qwen2-VL-style ones.
 
 Each variant runs in its own Python process so that its peak memory is its own
 (``torch.cuda.max_memory_allocated`` on a GPU, the process peak RSS on CPU, which includes the

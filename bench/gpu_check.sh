@@ -10,21 +10,24 @@
 #     bash bench/gpu_check.sh [--out DIR] [--wheels DIR | --no-wheels] [--cpu] [--tiny] [gpu_check.py options]
 #     bash bench/gpu_check.sh --cpu --tiny --no-wheels      # the same check on a CPU in seconds (make gpu-check-cpu)
 #
-# Budget: one H200, under 8 minutes (estimated from the sizes, not yet measured: model builds and loads of a
-# 2 GB checkpoint, 6 runs of 150 steps at batch 8, one merge and three reloads); the JSON is rewritten after each
-# model, so a run cut short keeps what finished. Lower --steps to fit a smaller budget.
+# Budget: one H200, under 8 minutes; about 5-6 estimated, not yet measured (CPU side timed here: each model built
+# in about 15 s, a batch of 8 collated in about 0.12 s, so a 150-step run is bound near 20-60 s; plus loads and
+# saves of the 2 GB checkpoint, one merge, three reloads and two processes' imports). The JSON is rewritten after
+# each model, so a run cut short keeps what finished; lower --steps to fit a smaller budget.
 #
 # Wheels: with a .whl/ folder (or --wheels DIR; bench/gpu_wheels.sh fills it; carry it to the device), they are
 # installed with pip --no-index --no-deps --target into a temporary folder put first on PYTHONPATH; vlmdata itself
 # is imported from this checkout (PYTHONPATH), not installed.
 #
-# transformers: the image has 5.17, vlmdata pins >=5.23,<6. Nothing in vlmdata/train needs a symbol 5.17 lacks
-# (checked by grepping 5.17's wheel for every transformers name the training stage uses), but the pin is the
+# transformers: the image has 5.17, vlmdata pins >=5.23,<6. Nothing in vlmdata/train needs a name 5.17 lacks
+# (checked against 5.17's wheel: every class imported, the TrainingArguments fields, apply_chat_template's
+# processor_kwargs; behaviour between the versions was not compared), but the pin is the
 # version the tests pass with and the one `pip install vlmdata[train]` installs, so a check on 5.17 would measure
 # a stack no user gets. So the carried set includes transformers 5.24 with its tokenizers, safetensors, peft and
 # accelerate and huggingface-hub 1.33 (~19 MB). Risk: the carried hub needs httpx, hf-xet, fsspec, filelock from
-# the image; if the carried set does not import there, the script says so and falls back to the image's own
-# transformers (the JSON's meta.transformers records which one ran).
+# the image (tested here with them present and absent); if the carried set does not import there, the script
+# says so and falls back to the image's own transformers (the JSON's meta.versions and meta.transformers_from
+# record which one ran).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 py=${PYTHON:-python3}

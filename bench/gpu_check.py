@@ -19,7 +19,8 @@ Per model one process builds the model folder and trains, in turn, each from tha
 * ``vlmdata``: ``vlmdata train`` (validation on, length-grouped batches), full fine-tune;
 * ``naive``: ``bench/train.py``'s plain ``Trainer``, random order, every batch padded to the
   longest record;
-* ``lora``: ``vlmdata train --lora --gradient-checkpointing --freeze-vision``; its adapter is then
+* ``lora``: ``vlmdata train --lora --gradient-checkpointing --freeze-vision`` (the vision tower
+  frozen and checkpointed, its inputs carrying no gradient); its adapter is then
   merged by ``vlmdata export --merge-lora`` and the folder reloaded on the device: in bf16 (a
   forward pass with the collator's float32 ``pixel_values``) and in float32, where its logits must
   equal the peft model's (base + adapter) on one batch.
@@ -72,6 +73,11 @@ def fresh_memory() -> float:
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
     return round(torch.cuda.memory_allocated() / 2**20, 1)
+
+
+def vocab_rows(model: str) -> int:
+    with open(os.path.join(model, "config.json"), encoding="utf-8") as fh:
+        return json.load(fh)["text_config"]["vocab_size"]
 
 
 def run_variant(variant: str, ns: argparse.Namespace, output: str) -> dict[str, Any]:
@@ -191,7 +197,7 @@ def child(args: argparse.Namespace) -> int:
         "versions": {m.__name__: m.__version__ for m in (transformers, huggingface_hub, peft, accelerate)},
         "transformers_from": os.path.dirname(transformers.__file__),  # the carried wheel or the image's own
         "parameters": parameters,
-        "vocab_rows": preset.vocab,
+        "vocab_rows": vocab_rows(model),  # a random model's first loss is about log(rows)
         "rows": [],
         "export": None,
     }

@@ -289,6 +289,8 @@ def parent(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     if args.cpu:
         env["CUDA_VISIBLE_DEVICES"] = ""
+    if args.cpu and args.tiny:  # tiny matrices gain nothing from threads that spin-wait on a shared CPU
+        env.setdefault("OMP_NUM_THREADS", "1")
     meta = {k: getattr(args, k) for k in ("steps", "batch_size", "records", "seed", "cpu", "tiny")}
     report: dict[str, Any] = {"meta": {**meta, "python": platform.python_version()}, "rows": []}
     report.update(exports=[], failures=[])

@@ -374,9 +374,10 @@ def test_full_finetune_of_a_bf16_checkpoint_trains_float32_master_weights(tmp_pa
     assert max(float((after[n].float() - 1).abs().max()) for n in norms) < 1e-4  # lr-sized steps, not bf16 ulps
 
 
-def test_lora_on_a_bf16_checkpoint_keeps_the_base_in_bf16(tmp_path: Path):
+def test_lora_on_a_bf16_checkpoint_keeps_the_base_in_bf16_and_trains(tmp_path: Path):
     """Under LoRA the base only runs forward: it keeps its dtype (half the memory of float32)."""
     import torch
+    from safetensors.torch import load_file
 
     from vlmdata.train.families import detect_family
     from vlmdata.train.model import load_model as load_for_training
@@ -387,6 +388,13 @@ def test_lora_on_a_bf16_checkpoint_keeps_the_base_in_bf16(tmp_path: Path):
     trainable = prepare(load_for_training(config), detect_family(str(folder)), config)
     dtypes = {(p.requires_grad, p.dtype) for p in trainable.model.parameters()}
     assert dtypes == {(False, torch.bfloat16), (True, torch.float32)}
+    # and it trains: float32 pixel_values into the bf16 vision tower, with and without --bf16 autocast
+    for bf16 in (False, True):
+        out = tmp_path / f"run-{bf16}"
+        summary = run_train(str(folder), out, lora=True, lr=5e-3, max_steps=3, bf16=bf16, gradient_checkpointing=True)
+        assert summary.train_loss is not None and math.isfinite(summary.train_loss)
+        adapter = load_file(str(out / "final" / "adapter_model.safetensors"))
+        assert any(bool(v.any()) for k, v in adapter.items() if ".lora_B." in k)  # B starts at zero
 
 
 # ---------------------------------------------------------------- 5. refusals and left-out records

@@ -27,8 +27,9 @@ Per model one process builds the model folder and trains, in turn, each from tha
 
 ``vlmdata`` runs first in its process, so it pays the one-time CUDA warm-up (kernel loading,
 cuBLAS handles) inside its timed loop: the comparison errs against it. Before each variant the
-previous one's objects are freed and the CUDA peak counter reset (``memory_left_mb`` says what was
-still allocated); on a CPU the peak is the process's RSS so far, so it only grows.
+previous one's objects are freed and the CUDA peak counters reset (``memory_left_mb`` says what was
+still allocated); the table's peak is ``torch.cuda.max_memory_allocated``, the JSON also has the
+allocator's reserved peak. On a CPU the peak is the process's RSS so far, so it only grows.
 
 Output: one table on stdout and ``<out>/gpu_check.json`` (rewritten after each model, so a run
 stopped at a time limit keeps what finished); each model's own output is in ``<out>/<size>.log``.
@@ -213,6 +214,8 @@ def child(args: argparse.Namespace) -> int:
             size=args.size,
             variant=variant,
             memory_left_mb=left,
+            # what the caching allocator held at most: what has to fit, beside the allocated peak
+            peak_reserved_mb=round(torch.cuda.max_memory_reserved() / 2**20, 1) if cuda else None,
             step_seconds=round(row["seconds"] / max(1, row["steps"]), 4),
             wall_seconds=round(wall, 1),
         )

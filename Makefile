@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test lint bench bench-train bench-dedup browser fuzz clean
+.PHONY: demo test lint bench bench-train bench-dedup gpu-check-cpu browser fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ bench-train: $(STAMP)
 
 bench-dedup: $(STAMP)
 	$(BIN)/python bench/dedup.py
+
+# The GPU check's CPU mode (seconds; also run by the tests). On a GPU box: bash bench/gpu_check.sh (README).
+gpu-check-cpu: $(STAMP)
+	PYTHON=$(abspath $(BIN))/python bash bench/gpu_check.sh --cpu --tiny --no-wheels
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,9 +1,9 @@
 """Training throughput of ``vlmdata train`` against a plain ``Trainer`` padding every batch to the longest record.
 
-    python bench/train.py [--size tiny|small|0.5b] [--steps N] [--batch-size B] [--records N]
-                          [--device auto|cpu|cuda] [--workdir DIR] [--seed 0] [--json] [--verbose]
+    python bench/train.py [--size tiny|small|0.5b|internvl-tiny|internvl-0.1b] [--steps N] [--batch-size B]
+                          [--records N] [--device auto|cpu|cuda] [--workdir DIR] [--seed 0] [--json] [--verbose]
 
-Both runs train the same randomly initialised Qwen2-VL-style model (one folder built with
+Both runs train the same randomly initialised Qwen2-VL-style (or InternVL-style) model (one folder built with
 ``vlmdata.train.tiny``, so both load the same weights) on the same generated ms-swift JSONL for
 the same steps and batch size, with the same optimiser settings:
 
@@ -24,6 +24,9 @@ lengths is what padding wastes. Sizes (text model; the vision tower is small in 
   heads) with its embedding padded to Qwen2's 151,936 rows and tied to the LM head, as in the real
   checkpoint (the tiny tokenizer has about 500 tokens; the unused rows cost what they cost in real
   training: the LM head over 151,936 columns), images up to 256 tokens. The GPU default.
+* ``internvl-tiny`` / ``internvl-0.1b``: InternVL-style (Qwen2 text of hidden 64 x 2 layers / 512 x 12
+  layers, the tiny 32-pixel-tile vision tower), the embedding padded to 1,024 / 151,936 rows and tied;
+  ``bench/gpu_check.py`` trains them next to the Qwen2-VL-style ones.
 
 Each variant runs in its own Python process so that its peak memory is its own
 (``torch.cuda.max_memory_allocated`` on a GPU, the process peak RSS on CPU, which includes the
@@ -48,7 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -87,13 +90,19 @@ class Preset:
     vocab: int | None  # pad the embedding to this many rows (None: the tokenizer's size)
     max_pixels: int | None  # Qwen image processor max pixels (None: the tiny processor's 16 tokens)
     lr: float
+    family: str = "qwen2_vl"
+    lora_lr: float = 2e-4  # LoRA moves little at a full fine-tune's rate
 
 
 UNIT = 28 * 28  # pixels per Qwen2-VL image token (14 px patches, 2x2 merge)
 PRESETS = {
-    "tiny": Preset(64, 128, 2, 4, 2, 32, 1, None, None, 1e-3),
+    "tiny": Preset(64, 128, 2, 4, 2, 32, 1, None, None, 1e-3, lora_lr=5e-3),
     "small": Preset(256, 1024, 4, 4, 2, 64, 2, None, 64 * UNIT, 5e-4),
     "0.5b": Preset(896, 4864, 24, 14, 2, 512, 8, QWEN2_VOCAB, 256 * UNIT, 1e-5),
+    # InternVL-style (Qwen2 text, the tiny InternViT geometry: 32 px tiles, 4 tokens each); the embedding
+    # is padded and tied in both, as in InternVL3's Qwen2.5 text model.
+    "internvl-tiny": Preset(64, 128, 2, 4, 2, 32, 1, 1024, None, 1e-3, "internvl", 5e-3),
+    "internvl-0.1b": Preset(512, 2816, 12, 8, 2, 256, 4, QWEN2_VOCAB, None, 2e-5, "internvl"),
 }
 
 
@@ -188,7 +197,7 @@ def build_model(preset: Preset, folder: str, seed: int) -> int:
     torch.manual_seed(seed)
     text = TextSize(preset.hidden, preset.intermediate, preset.layers, preset.heads, preset.kv_heads)
     model, processor = build_tiny(
-        "qwen2_vl", text=text, vision_width=preset.vision_width, vision_layers=preset.vision_layers
+        preset.family, text=text, vision_width=preset.vision_width, vision_layers=preset.vision_layers
     )
     if preset.vocab is not None:
         model.config.tie_word_embeddings = True
@@ -215,6 +224,7 @@ class Counts:
     longest: int = 0
     start: float = 0.0
     end: float = 0.0
+    losses: list[float] = field(default_factory=list)  # the Trainer's logged training losses, in order
 
 
 def _sync() -> None:
@@ -255,17 +265,22 @@ def instrument(trainer: Any, counts: Counts, count_real: bool) -> None:
                 counts.end = time.perf_counter()
             counts.steps = state.global_step
 
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+            if logs and "loss" in logs:
+                counts.losses.append(float(logs["loss"]))
+
     trainer.compute_loss = compute_loss
     trainer.add_callback(Clock())
 
 
-def make_config(args: argparse.Namespace, output: str) -> Any:
+def make_config(args: argparse.Namespace, output: str, **options: Any) -> Any:
+    """The run's options (``options`` win: the GPU check's LoRA variant and logging interval)."""
     import torch
 
     from vlmdata.train.config import TrainConfig
 
     preset = PRESETS[args.size]
-    return TrainConfig(
+    values: dict[str, Any] = dict(
         model=args.model,
         data=[args.data],
         root=args.workdir,
@@ -281,9 +296,10 @@ def make_config(args: argparse.Namespace, output: str) -> Any:
         bf16=torch.cuda.is_available(),
         seed=args.seed,
     )
+    return TrainConfig(**{**values, **options})
 
 
-def run_vlmdata(args: argparse.Namespace, output: str) -> dict[str, Any]:
+def run_vlmdata(args: argparse.Namespace, output: str, **options: Any) -> dict[str, Any]:
     """``vlmdata train`` as the CLI runs it, with the Trainer instrumented after it is built."""
     from vlmdata.train import runner
 
@@ -299,7 +315,10 @@ def run_vlmdata(args: argparse.Namespace, output: str) -> dict[str, Any]:
 
     runner.make_trainer = instrumented
     say = print if args.verbose else (lambda _msg: None)
-    summary = runner.train(make_config(args, output), say=say)
+    try:
+        summary = runner.train(make_config(args, output, **options), say=say)
+    finally:
+        runner.make_trainer = make_trainer  # a second run in this process instruments only its own Trainer
     counts.real = made[0].tokens
     if counts.real != summary.tokens:
         raise AssertionError(f"token counts disagree: {counts.real} != {summary.tokens}")
@@ -313,25 +332,25 @@ def run_vlmdata(args: argparse.Namespace, output: str) -> dict[str, Any]:
     }
 
 
-def run_naive(args: argparse.Namespace, output: str) -> dict[str, Any]:
+def run_naive(args: argparse.Namespace, output: str, **options: Any) -> dict[str, Any]:
     """A plain ``Trainer``: random order, every batch padded to the data set's longest record."""
-    from transformers import AutoModelForImageTextToText, Trainer
+    from transformers import Trainer
 
     from vlmdata.train.collate import Collator
     from vlmdata.train.compat import setup_environment
     from vlmdata.train.families import detect_family
-    from vlmdata.train.model import load_processor
+    from vlmdata.train.model import load_model, load_processor
     from vlmdata.train.render import Renderer
     from vlmdata.train.runner import peak_memory, prepare_data, training_arguments
 
     setup_environment()  # offline, and the processor patch for a machine without torchvision
-    config = make_config(args, output)
+    config = make_config(args, output, **options)
     family = detect_family(config.model)
     processor, _ = load_processor(config, family)  # the same processor settings and chat template
     renderer = Renderer(family, processor)
     prepared = prepare_data(config, renderer, processor)
     pad_to = max(prepared.train.lengths)
-    model = AutoModelForImageTextToText.from_pretrained(config.model)
+    model = load_model(config)  # the same weights in the same dtype as the vlmdata run
     # The run's own optimiser settings; only what makes it the plain baseline differs.
     targs = training_arguments(
         config,
@@ -378,6 +397,8 @@ def _rates(counts: Counts) -> dict[str, Any]:
         "real_tokens_per_second": round(counts.real / seconds, 1),
         "fed_tokens_per_second": round(counts.fed / seconds, 1),
         "pad_fraction": round(1 - counts.real / counts.fed, 4),
+        "loss_start": counts.losses[0] if counts.losses else None,
+        "loss_end": counts.losses[-1] if counts.losses else None,
     }
 
 
@@ -416,7 +437,8 @@ def resolve_device(choice: str) -> bool:
 
 def print_table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
     print(
-        f"device: {rows[0]['device']}; model: qwen2_vl {meta['size']}, {meta['parameters']:,} parameters; "
+        f"device: {rows[0]['device']}; model: {PRESETS[meta['size']].family} {meta['size']}, "
+        f"{meta['parameters']:,} parameters; "
         f"{meta['records']} records, batch {meta['batch_size']}, {meta['steps']} steps; "
         f"vlmdata: validate on, length-grouped batches; naive: random order, padded to {meta['pad_to']} tokens"
     )
@@ -448,7 +470,7 @@ def parent(args: argparse.Namespace) -> int:
         data = write_data(workdir, args.records, args.seed)
         model = os.path.join(workdir, f"model-{args.size}")
         params = build_model(PRESETS[args.size], model, args.seed)
-        print(f"model: qwen2_vl {args.size}, {params:,} parameters; data: {data}", file=sys.stderr)
+        print(f"model: {PRESETS[args.size].family} {args.size}, {params:,} parameters; data: {data}", file=sys.stderr)
         rows = []
         for variant in VARIANTS:
             result = os.path.join(workdir, f"{variant}.json")

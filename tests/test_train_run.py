@@ -343,6 +343,60 @@ def test_export_full_finetune(trained, tmp_path: Path):
     assert again.exit_code == 2 and "not empty" in again.output
 
 
+def save_bf16(family: str, folder: Path) -> Path:
+    """A tiny model saved in bf16, as the released checkpoints are."""
+    import torch
+
+    from vlmdata.train.tiny import build_tiny
+
+    torch.manual_seed(0)
+    model, processor = build_tiny(family)
+    model.to(torch.bfloat16).save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def test_full_finetune_of_a_bf16_checkpoint_trains_float32_master_weights(tmp_path: Path):
+    """transformers v5 loads a checkpoint in its saved dtype. Adam's first steps move a weight by about
+    the learning rate; at 1e-5 that is below half a bf16 ulp of a norm weight of 1.0 (2^-9), so weights
+    held in bf16 would not move at all; mixed precision (--bf16) computes in bf16 from float32 weights."""
+    import torch
+
+    folder = save_bf16("qwen2_vl", tmp_path / "bf16")
+    run_train(str(folder), tmp_path / "run", lr=1e-5, max_steps=3, bf16=True)
+    before = {n: p.detach() for n, p in load_model(folder).named_parameters()}
+    after = {n: p.detach() for n, p in load_model(tmp_path / "run" / "final").named_parameters()}
+    assert {p.dtype for p in before.values()} == {torch.bfloat16}
+    norms = [n for n in before if "language_model" in n and n.endswith("norm.weight")]
+    assert norms and all(bool((before[n] == 1).all()) for n in norms)
+    moved = [n for n in norms if not torch.equal(after[n].float(), before[n].float())]
+    assert moved == norms
+    assert max(float((after[n].float() - 1).abs().max()) for n in norms) < 1e-4  # lr-sized steps, not bf16 ulps
+
+
+def test_lora_on_a_bf16_checkpoint_keeps_the_base_in_bf16_and_trains(tmp_path: Path):
+    """Under LoRA the base only runs forward: it keeps its dtype (half the memory of float32)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from vlmdata.train.families import detect_family
+    from vlmdata.train.model import load_model as load_for_training
+    from vlmdata.train.model import prepare
+
+    folder = save_bf16("internvl", tmp_path / "bf16")
+    config = make_config(str(folder), tmp_path / "run", lora=True)
+    trainable = prepare(load_for_training(config), detect_family(str(folder)), config)
+    dtypes = {(p.requires_grad, p.dtype) for p in trainable.model.parameters()}
+    assert dtypes == {(False, torch.bfloat16), (True, torch.float32)}
+    # and it trains: float32 pixel_values into the bf16 vision tower, with and without --bf16 autocast
+    for bf16 in (False, True):
+        out = tmp_path / f"run-{bf16}"
+        summary = run_train(str(folder), out, lora=True, lr=5e-3, max_steps=3, bf16=bf16, gradient_checkpointing=True)
+        assert summary.train_loss is not None and math.isfinite(summary.train_loss)
+        adapter = load_file(str(out / "final" / "adapter_model.safetensors"))
+        assert any(bool(v.any()) for k, v in adapter.items() if ".lora_B." in k)  # B starts at zero
+
+
 # ---------------------------------------------------------------- 5. refusals and left-out records
 
 

@@ -64,9 +64,14 @@ def load_processor(config: TrainConfig, family: Family) -> tuple[Any, str]:
 
 
 def load_model(config: TrainConfig) -> Any:
+    """The model to train. transformers v5 loads a checkpoint in its saved dtype (bf16 for released VLMs);
+    a full fine-tune loads float32 instead, the master weights mixed precision (``--bf16``) computes from:
+    an Adam step at a fine-tuning rate is below half a bf16 ulp of most weights, so held in bf16 they would
+    barely move. Under LoRA the base only runs forward and keeps its dtype; peft's adapters are float32."""
+    import torch
     from transformers import AutoModelForImageTextToText
 
-    return AutoModelForImageTextToText.from_pretrained(config.model)
+    return AutoModelForImageTextToText.from_pretrained(config.model, dtype="auto" if config.lora else torch.float32)
 
 
 @dataclass

@@ -32,11 +32,11 @@ browser:
 	fi
 
 test: $(STAMP) browser
-	$(BIN)/ruff check vlmdata tests bench sample_data
+	$(BIN)/ruff check vlmdata tests bench sample_data scripts
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check vlmdata tests bench sample_data
+	$(BIN)/ruff check vlmdata tests bench sample_data scripts
 
 bench: $(STAMP)
 	$(BIN)/python bench/convert.py

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import pydantic_core
 
 from vlmdata.convert.codec import Codec, Options, ReadContext, Tally, WriteContext
 from vlmdata.convert.io import Raw, RecordWriter, SyntaxErrorInFile, read_raw
@@ -120,7 +121,14 @@ def record_id_of(raw: Raw) -> Any:
     try:
         value = orjson.loads(payload)
     except orjson.JSONDecodeError:
-        return None
+        if isinstance(payload, memoryview):
+            payload = payload.tobytes()
+        if not isinstance(payload, bytes | bytearray | str):
+            return None  # a JSON list element that is not an object
+        try:  # the readers take NaN/Infinity (pydantic's JSON parser), orjson does not
+            value = pydantic_core.from_json(payload, allow_inf_nan=True)
+        except (ValueError, TypeError):  # TypeError: a str holding a lone surrogate
+            return None
     return value.get("id") if isinstance(value, dict) else None
 
 
@@ -329,8 +337,7 @@ def syntax_rejection(exc: SyntaxErrorInFile, name: str) -> Rejection:
         exc.line,
         exc.index,
         None,
-        f"JSON syntax error at line {exc.line} column {exc.column}: {exc.message}; "
-        "the rest of the file cannot be read",
+        f"JSON syntax error at line {exc.line} column {exc.column}: {exc.message}; the rest of the file cannot be read",
         "fix the JSON (a trailing comma or a missing bracket is the usual cause)",
     )
 

@@ -53,6 +53,14 @@ def _box(values: Any, frame: Frame, what: str) -> Box:
     return Box(values[0], values[1], values[2], values[3], frame)
 
 
+def _image_index(value: Any, what: str) -> int:
+    """An image index from the record: a non-negative integer (the validators and writers index
+    the record's images with it)."""
+    if type(value) is not int or value < 0:
+        raise RecordError(f"{what} must be a non-negative image index, got {value!r}", "fix the image index")
+    return value
+
+
 def _part(boxes: list[Box], image_index: int) -> Part:
     if len(boxes) == 1:
         return Points(tuple(boxes), image_index) if boxes[0].x2 is None else Boxes(tuple(boxes), image_index)
@@ -85,7 +93,10 @@ def fill_current(messages: list[Message], objects: dict[str, Any]) -> int:
             "use 'norm1' for 0-1 fractions, convert other scales, or read the file with "
             "--from swift-legacy if it is ms-swift <=3.0 data",
         )
-    image_ids = list(objects.get("image_id") or [])
+    image_ids = objects.get("image_id") or []
+    if not isinstance(image_ids, list):
+        raise RecordError(f"objects.image_id must be a list of image indexes, got {image_ids!r}", "fix objects")
+    image_ids = [_image_index(v, f"objects.image_id[{k}]") for k, v in enumerate(image_ids)]
     image_ids += [0] * (len(bboxes) - len(image_ids))
     ri = bi = 0
     for m, i, p in _markers(messages):
@@ -126,7 +137,9 @@ def fill_legacy(messages: list[Message], objects: list[Any]) -> int:
         raw = obj["bbox"]
         lists = raw if raw and isinstance(raw[0], list) else [raw]
         boxes = [_box(b, frame, f"objects[{k}].bbox") for b in lists]
-        parsed.append((str(obj.get("caption") or ""), boxes, int(obj.get("image") or 0)))
+        parsed.append(
+            (str(obj.get("caption") or ""), boxes, _image_index(obj.get("image") or 0, f"objects[{k}].image"))
+        )
     ri = bi = 0
     for m, i, p in _markers(messages):
         n = ri if p.type == "ref" else bi

@@ -15,6 +15,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, TypeAdapter
 
+from vlmdata.errors import RecordError
+
+COORD_LIMIT = 1e9  # |coordinate| in any frame; beyond it the frame arithmetic overflows or loses precision
+
 
 class Frame(str, Enum):
     """Coordinate frame of a box (FORMATS.md 7.1 lists who uses which)."""
@@ -37,6 +41,27 @@ class Box:
     y2: float | None
     frame: Frame
     resized: tuple[int, int] | None = None  # (W', H') when frame is PIXEL_RESIZED
+
+    def __post_init__(self) -> None:
+        # Every reader builds its boxes here, so a coordinate the frame arithmetic cannot handle
+        # (NaN, Infinity, 1e308, 2**70, a bool) rejects its record instead of crashing a conversion
+        # or being written as null.
+        for v in (self.x1, self.y1) if self.x2 is None else (self.x1, self.y1, self.x2, self.y2):
+            t = type(v)
+            if t is int or t is float:
+                if -COORD_LIMIT <= v <= COORD_LIMIT:  # False for NaN
+                    continue
+                raise RecordError(
+                    f"box coordinate {v!r} is not a finite number within ±{COORD_LIMIT:.0e}",
+                    "fix the box (NaN, Infinity and overflowing numbers cannot be converted)",
+                )
+            if t is bool or not isinstance(v, int | float):
+                raise RecordError(f"box coordinate {v!r} is not a number", "fix the box")
+            if not -COORD_LIMIT <= v <= COORD_LIMIT:
+                raise RecordError(
+                    f"box coordinate {v!r} is not a finite number within ±{COORD_LIMIT:.0e}",
+                    "fix the box (NaN, Infinity and overflowing numbers cannot be converted)",
+                )
 
     @property
     def is_point(self) -> bool:

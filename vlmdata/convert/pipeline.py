@@ -104,6 +104,15 @@ def describe_error(exc: BaseException) -> str:
 def rejection_for(name: str, raw: Raw, exc: BaseException, record_id: Any) -> Rejection:
     if isinstance(exc, RecordError):
         return Rejection(name, raw.line, raw.index, record_id, exc.what, exc.fix)
+    if isinstance(exc, orjson.JSONEncodeError):  # the converted record could not be serialised
+        return Rejection(
+            name,
+            raw.line,
+            raw.index,
+            record_id,
+            f"the record cannot be written as JSON ({exc})",
+            "integers must fit in 64 bits and text must be valid Unicode (no lone surrogates)",
+        )
     return Rejection(
         name,
         raw.line,

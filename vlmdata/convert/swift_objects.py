@@ -81,11 +81,15 @@ def fill_current(messages: list[Message], objects: dict[str, Any]) -> int:
     refs = objects.get("ref") or []
     if isinstance(refs, str):
         refs = [refs]
+    if not isinstance(refs, list):
+        raise RecordError(f"objects.ref must be a list of strings, got {type(refs).__name__}", "fix objects")
     if "bbox" not in objects:
         raise RecordError("objects has no 'bbox' list", "ms-swift requires objects['bbox']")
     bboxes = objects["bbox"] or []
+    if not isinstance(bboxes, list):
+        raise RecordError(f"objects.bbox must be a list of boxes, got {type(bboxes).__name__}", "fix objects")
     bbox_type = objects.get("bbox_type") or "real"
-    frame = CURRENT_TYPES.get(bbox_type)
+    frame = CURRENT_TYPES.get(bbox_type) if isinstance(bbox_type, str) else None
     if frame is None:
         raise RecordError(
             f"objects.bbox_type {bbox_type!r} is not 'real' or 'norm1': ms-swift would silently "
@@ -128,14 +132,14 @@ def fill_legacy(messages: list[Message], objects: list[Any]) -> int:
         if not isinstance(obj, dict) or "bbox" not in obj:
             raise RecordError(f"objects[{k}] must be {{caption, bbox, bbox_type, image}}, got {obj!r}")
         bbox_type = obj.get("bbox_type")
-        if bbox_type not in LEGACY_TYPES:
+        if not (bbox_type is None or isinstance(bbox_type, str)) or bbox_type not in LEGACY_TYPES:
             raise RecordError(
                 f"objects[{k}].bbox_type {bbox_type!r} is not real, norm_1000 or norm_1",
                 "fix bbox_type",
             )
         frame = LEGACY_TYPES[bbox_type]
         raw = obj["bbox"]
-        lists = raw if raw and isinstance(raw[0], list) else [raw]
+        lists = raw if isinstance(raw, list) and raw and isinstance(raw[0], list) else [raw]
         boxes = [_box(b, frame, f"objects[{k}].bbox") for b in lists]
         parsed.append(
             (str(obj.get("caption") or ""), boxes, _image_index(obj.get("image") or 0, f"objects[{k}].image"))

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test lint bench bench-train clean
+.PHONY: demo test lint fuzz bench bench-train clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check vlmdata tests bench sample_data
 	$(BIN)/python -m pytest
+
+# The fuzz suite's long profile: random examples for FUZZ_MINUTES minutes (or FUZZ_EXAMPLES examples).
+FUZZ_MINUTES ?= 20
+FUZZ_EXAMPLES ?=
+fuzz: $(STAMP)
+	VLMDATA_FUZZ=long FUZZ_MINUTES=$(FUZZ_MINUTES) FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/test_fuzz.py -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check vlmdata tests bench sample_data

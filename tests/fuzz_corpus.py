@@ -544,7 +544,8 @@ def write_input(path: Path, records: Any, layout: str, line_noise: list[str] | N
         lines = [dump_value(r) for r in records] + list(line_noise or [])
         path.write_text("".join(line + "\n" for line in lines), encoding="utf-8", errors="surrogatepass")
     elif isinstance(records, list):
-        path.write_text("[\n" + ",\n".join(dump_value(r) for r in records) + "\n]\n", encoding="utf-8")
+        elements = [dump_value(r) for r in records] + [n for n in line_noise or [] if n.strip() and n != "{"]
+        path.write_text("[\n" + ",\n".join(elements) + "\n]\n", encoding="utf-8")
     else:
         path.write_text(dump_value(records), encoding="utf-8")
     return path
@@ -565,3 +566,8 @@ LINE_NOISE = [
     "\ufeff{}",
     '{"id": 18446744073709551617}',
 ]
+
+
+def meta_entry(annotation: str, root: str) -> dict[str, Any]:
+    """An InternVL meta entry naming a fuzzed annotation file."""
+    return {"root": root, "annotation": annotation, "data_augment": False, "repeat_time": 1, "length": 3}

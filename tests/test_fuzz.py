@@ -9,9 +9,11 @@ every --target), transform, filter, split, stats and show. Properties:
 * convert: records in = written + rejected, the output parses with exactly `written` records, and
   converts back to the source format without a crash.
 
-Budgets: the default profile is bounded and derandomized (part of `make test`); `make fuzz` sets
-VLMDATA_FUZZ=long and runs random examples for FUZZ_MINUTES minutes (default 20). The number of
-examples run is printed at the end of the session and written to .hypothesis/fuzz-examples.json.
+Budgets: the default profile is bounded (300 examples) and derandomized (part of `make test`);
+`make fuzz` sets VLMDATA_FUZZ=long and runs random examples for FUZZ_MINUTES minutes (default 20),
+or FUZZ_EXAMPLES examples when that is set. The number of examples run is printed at the end of the
+session and written to .hypothesis/fuzz-examples.json. VLMDATA_FUZZ_STRICT=1 also fails on the
+known output-layer crashes listed in KNOWN_OUTPUT_CRASHES.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from .conftest import make_image
 
 LONG = os.environ.get("VLMDATA_FUZZ") == "long"
 MINUTES = float(os.environ.get("FUZZ_MINUTES", "20"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES") or 0)  # long profile: this many examples instead of a duration
 COUNTS: dict[str, int] = {}
 
 settings.register_profile(
@@ -94,8 +97,10 @@ def run_property(name: str, body: Callable[..., None], *strategies: st.SearchStr
         given(drawn)(settings(PROFILE, max_examples=BOUNDED[name])(counted))()
         return
     end = time.monotonic() + MINUTES * 60 * SHARE[name]
-    while time.monotonic() < end:
-        given(drawn)(settings(PROFILE, max_examples=LONG_CHUNK)(counted))()
+    target = round(EXAMPLES * SHARE[name]) if EXAMPLES else None
+    while (COUNTS.get(name, 0) < target) if target else (time.monotonic() < end):
+        chunk = min(LONG_CHUNK, target - COUNTS.get(name, 0)) if target else LONG_CHUNK
+        given(drawn)(settings(PROFILE, max_examples=chunk)(counted))()
 
 
 # Crashes in the output layer (the CLI's report printing, the JSONL/rejects writers), which the I/O
@@ -155,7 +160,7 @@ def inputs(draw: st.DrawFn, formats: list[str] | None = None) -> tuple[str, str,
     else:
         records = [draw(fc.mutated(r)) if draw(st.booleans()) else r for r in seed]
         records = draw(st.permutations(records))
-    noise = draw(st.lists(st.sampled_from(fc.LINE_NOISE), max_size=2)) if layout == "jsonl" else []
+    noise = draw(st.lists(st.sampled_from(fc.LINE_NOISE), max_size=2)) if fmt != "coco" else []
     return fmt, layout, records, noise
 
 
@@ -218,16 +223,40 @@ def test_fuzz_convert(media_root: Path):
     run_property("convert", body, inputs(), st.sampled_from(fc.TARGETS), extras, st.booleans())
 
 
+def as_meta(work: Path, src: Path, media_root: Path, entry_value: Any) -> Path:
+    """An InternVL meta file naming ``src``; ``entry_value`` (when not None) replaces one of its
+    settings with a hostile value."""
+    entry = fc.meta_entry(str(src), str(media_root))
+    if entry_value is not None:
+        key, value = entry_value
+        entry[key] = value
+    meta = work / "meta.json"
+    meta.write_text(fc.dump_value({"fuzz": entry}), encoding="utf-8")
+    return meta
+
+
+META_CHANGES = st.one_of(
+    st.none(),
+    st.tuples(
+        st.sampled_from(["root", "annotation", "repeat_time", "length", "data_augment", "max_dynamic_patch"]),
+        fc.hostile_values(),
+    ),
+)
+
+
 def test_fuzz_validate(media_root: Path):
-    def body(spec, target, fmt_flag, output_format):
+    def body(spec, target, fmt_flag, output_format, extra, meta):
         with tempfile.TemporaryDirectory(dir=media_root) as tmp:
-            fmt, src = write(Path(tmp), spec)
+            work = Path(tmp)
+            fmt, src = write(work, spec)
+            if meta is not False and fmt == "internvl":
+                src = as_meta(work, src, media_root, meta)
             args = ["validate", str(src), "--target", target, "--root", str(media_root)]
-            args += ["--output-format", output_format, "--cache-dir", str(Path(tmp) / "cache")]
+            args += ["--output-format", output_format, "--cache-dir", str(work / "cache"), *extra]
             if fmt_flag:
                 args += ["--from", fmt]
             res = invoke(args)
-            if res is not None and output_format == "json" and res.exit_code != 2:
+            if res is not None and output_format == "json" and res.exit_code != 2 and not extra:
                 json.loads(res.stdout)
 
     run_property(
@@ -237,10 +266,27 @@ def test_fuzz_validate(media_root: Path):
         st.sampled_from(fc.VALIDATE_TARGETS),
         st.booleans(),
         st.sampled_from(["json", "text", "rich", "github"]),
+        st.sampled_from(
+            [
+                [],
+                ["--fix"],
+                ["--statistics"],
+                ["--model", "qwen2.5-vl", "--max-length", "64"],
+                ["--model", "internvl3", "--max-length", "64"],
+                ["--model", "llava-1.5"],
+                ["--select", "VD2,VD3"],
+                ["--allow-outside-root"],
+            ]
+        ),
+        st.one_of(st.just(False), META_CHANGES),
     )
 
 
 TOOL_ARGS: list[list[str]] = [
+    ["transform", "-o", "{dir}/x.jsonl", "--to", "swift", "--json"],
+    ["transform", "-o", "{dir}/x.json", "--to", "llava", "--drop-system", "--json"],
+    ["stats", "--json", "{meta}"],
+    ["show", "-o", "{dir}/m.html", "--sample", "3", "{meta}"],
     ["transform", "-o", "{out}", "--dedup", "--near-dedup", "--drop-system", "--json"],
     ["transform", "-o", "{out}", "--merge-by-image", "--max-turns", "1", "--json"],
     ["transform", "-o", "{out}", "--merge-by-image", "--merge-scope", "all", "--reroot", "/=/x", "--json"],
@@ -255,11 +301,16 @@ TOOL_ARGS: list[list[str]] = [
 
 
 def test_fuzz_tools(media_root: Path):
-    def body(spec, tool, fmt_flag, rejects):
+    def body(spec, tool, fmt_flag, rejects, meta):
         with tempfile.TemporaryDirectory(dir=media_root) as tmp:
             work = Path(tmp)
             fmt, src = write(work, spec)
             out = work / ("out." + fc.LAYOUTS[fmt][0])
+            if "{meta}" in tool:  # the input named by an InternVL meta file
+                if fmt != "internvl":
+                    return
+                src = as_meta(work, src, media_root, meta)
+                tool = [a for a in tool if a != "{meta}"]
             args = [tool[0], str(src)] + [a.format(out=out, dir=work) for a in tool[1:]]
             args += ["--root", str(media_root)]
             if fmt_flag:
@@ -272,4 +323,4 @@ def test_fuzz_tools(media_root: Path):
                 dropped = sum(report["dropped"].values())
                 assert report["records_in"] == report["written"] + report["rejected"] + dropped, report
 
-    run_property("tools", body, inputs(), st.sampled_from(TOOL_ARGS), st.booleans(), st.booleans())
+    run_property("tools", body, inputs(), st.sampled_from(TOOL_ARGS), st.booleans(), st.booleans(), META_CHANGES)

@@ -291,3 +291,71 @@ def test_parquet_output_with_an_empty_object_column_is_a_file_error(tmp_path: Pa
     res = run("convert", str(src), "--from", "swift", "--to", "hf", "-o", str(out))
     assert res.exit_code == 2 and "cannot be written as parquet" in res.output
     assert not out.exists()
+
+
+# --------------------------------------------------------------------------- ms-swift objects
+
+
+def swift_objects_row(objects) -> dict:
+    return {
+        "id": "w",
+        "messages": [
+            {"role": "user", "content": "<image>Where?"},
+            {"role": "assistant", "content": "<ref-object><bbox>"},
+        ],
+        "images": ["a.png"],
+        "objects": objects,
+    }
+
+
+@pytest.mark.parametrize(
+    ("objects", "says"),
+    [
+        ({"ref": {"a": 1}, "bbox": [[1, 2, 3, 4]]}, "objects.ref must be a list of strings, got dict"),
+        ({"ref": ["x"], "bbox": {"0": [1, 2, 3, 4]}}, "objects.bbox must be a list of boxes, got dict"),
+        ({"ref": ["x"], "bbox": [[1, 2, 3, 4]], "bbox_type": {"a": 1}}, "objects.bbox_type {'a': 1} is not 'real'"),
+        (
+            '[{"caption": "x", "bbox": [1, 2, 3, 4], "bbox_type": ["real"]}]',
+            "objects[0].bbox_type ['real'] is not real",
+        ),
+        (
+            '[{"caption": "x", "bbox": {"a": 1}, "bbox_type": "real"}]',
+            "objects[0].bbox must be ",
+        ),  # then [x1, y1, x2, y2]
+    ],
+)
+def test_swift_objects_of_the_wrong_type_are_rejected_with_a_reason(tmp_path: Path, objects, says: str):
+    make_image(tmp_path / "a.png", (200, 100))
+    src = write_rows(tmp_path / "w.jsonl", [swift_objects_row(objects)])
+    res = run("convert", str(src), "--from", "swift", "--to", "internvl", "-o", str(tmp_path / "o.jsonl"),
+              "--root", str(tmp_path))  # fmt: skip
+    assert res.exit_code == 1 and "1 in = 0 written + 1 rejected" in res.output
+    assert f"{src}:1 (id=w): {says}" in res.output
+    assert "unexpected record shape" not in res.output
+
+
+def test_an_int_beyond_64_bits_is_rejected_as_unwritable(tmp_path: Path):
+    rows = [
+        {
+            "id": "big",
+            "n": 2**64,
+            "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+        },
+        {"id": "ok", "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]},
+    ]
+    src = write_rows(tmp_path / "b.jsonl", rows)
+    res = run("convert", str(src), "--from", "swift", "--to", "swift", "-o", str(tmp_path / "o.jsonl"))
+    assert res.exit_code == 1 and "2 in = 1 written + 1 rejected" in res.output
+    assert f"{src}:1 (id=big): the record cannot be written as JSON" in res.output
+    assert [r["id"] for r in read_jsonl(tmp_path / "o.jsonl")] == ["ok"]
+
+
+def test_validate_fix_leaves_a_file_with_nan_alone(tmp_path: Path):
+    """--fix would have to rewrite NaN (which the readers take) as something else: it refuses."""
+    conv = '[{"from": "gpt", "text": "hi"}, {"from": "human", "value": "q"}]'
+    src = tmp_path / "n.json"
+    src.write_text(f'[{{"id": "n", "score": NaN, "conversations": {conv}}}]\n', encoding="utf-8")
+    before = src.read_bytes()
+    res = run("validate", str(src), "--from", "sharegpt", "--target", "llamafactory", "--fix", "--select", "VD122")
+    assert res.exit_code == 2 and "--fix cannot rewrite this file" in res.output
+    assert src.read_bytes() == before

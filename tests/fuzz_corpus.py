@@ -26,6 +26,13 @@ DEEP = 1500
 # cannot encode that depth itself).
 DEEP_LIST = "\x00deep-list\x00"
 DEEP_DICT = "\x00deep-dict\x00"
+# Nesting that the JSON parsers take (under their ~1,000 limit) but that deep enough to hit
+# orjson's 255-level limit on output, and Python recursion in anything that walks the value.
+MID_LIST = "\x00mid-list\x00"
+MID_DICT = "\x00mid-dict\x00"
+MID = 300
+NEAR = 900
+NEAR_LIST = "\x00near-list\x00"
 
 
 def _swift() -> list[dict]:
@@ -366,6 +373,9 @@ HOSTILE_SCALARS: list[Any] = [
     "image_url",
     DEEP_LIST,
     DEEP_DICT,
+    MID_LIST,
+    MID_DICT,
+    NEAR_LIST,
 ]
 
 HOSTILE_CONTAINERS: list[Any] = [
@@ -399,6 +409,8 @@ HOSTILE_CONTAINERS: list[Any] = [
     {"path": "a.png", "bytes": None},
     {"bytes": "not bytes", "path": None},
     [DEEP_LIST],
+    [MID_LIST],
+    {"type": MID_DICT},
 ]
 
 HOSTILE_FRAGMENTS = [
@@ -534,6 +546,9 @@ def dump_value(value: Any) -> str:
     deep_list = json.dumps(DEEP_LIST)
     deep_dict = json.dumps(DEEP_DICT)
     text = text.replace(deep_list, "[" * DEEP + "]" * DEEP)
+    text = text.replace(json.dumps(MID_LIST), "[" * MID + "]" * MID)
+    text = text.replace(json.dumps(NEAR_LIST), "[" * NEAR + "]" * NEAR)
+    text = text.replace(json.dumps(MID_DICT), '{"a":' * MID + "1" + "}" * MID)
     return text.replace(deep_dict, '{"a":' * DEEP + "1" + "}" * DEEP)
 
 
@@ -565,6 +580,7 @@ LINE_NOISE = [
     '{"messages": "\\u0000"}',
     "\ufeff{}",
     '{"id": 18446744073709551617}',
+    '{"messages": ' + "[" * MID + "]" * MID + "}",
 ]
 
 

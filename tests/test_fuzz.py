@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 import time
 import traceback
@@ -116,6 +117,7 @@ KNOWN_OUTPUT_CRASHES = {
     ("TypeError", "vlmdata/tools/transform_cli.py", "_run"),  # transform/filter --json report, same
     ("TypeError", "vlmdata/tools/meta_cli.py", "split"),  # split --json report, same
     ("TypeError", "vlmdata/convert/io.py", "write"),  # transform/filter/split writer: int > 64 bits, surrogate
+    ("RecursionError", "vlmdata/convert/io.py", "iter_json_values"),  # a 1,500-deep element of a JSON list
     ("MarkupError", "vlmdata/cli.py", "print_report"),  # a record's text read as rich markup
     ("MarkupError", "vlmdata/tools/transform_cli.py", "_run"),
     ("MarkupError", "vlmdata/tools/show_cli.py", "show"),
@@ -134,9 +136,25 @@ def crash_site(exc: BaseException) -> tuple[str, str, str]:
     return (type(exc).__name__, *site)
 
 
+def stack_depth() -> int:
+    frame, n = sys._getframe(), 0
+    while frame is not None:
+        frame, n = frame.f_back, n + 1
+    return n
+
+
 def invoke(args: list[str]) -> Any:
-    """Run vlmdata in process; None when it hit a known output-layer crash (see above)."""
-    res = CliRunner().invoke(main, args, catch_exceptions=True)
+    """Run vlmdata in process; None when it hit a known output-layer crash (see above).
+
+    Hypothesis raises the recursion limit while a test runs; the command gets the default 1,000
+    frames above this call, as `vlmdata` has when run from a shell, so deep nesting fails here as
+    it would there."""
+    old_limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(stack_depth() + 1000)
+    try:
+        res = CliRunner().invoke(main, args, catch_exceptions=True)
+    finally:
+        sys.setrecursionlimit(old_limit)
     exc = res.exception
     if exc is not None and not isinstance(exc, SystemExit):
         site = crash_site(exc)

@@ -93,15 +93,18 @@ def run_property(name: str, body: Callable[..., None], *strategies: st.SearchStr
         COUNTS[name] = COUNTS.get(name, 0) + 1
         body(*args)
 
+    def run(max_examples: int) -> None:  # a fresh function each time: hypothesis decorates it once
+        given(drawn)(settings(PROFILE, max_examples=max_examples)(lambda args: counted(args)))()
+
     drawn = st.tuples(*strategies)
     if not LONG:
-        given(drawn)(settings(PROFILE, max_examples=BOUNDED[name])(counted))()
+        run(BOUNDED[name])
         return
     end = time.monotonic() + MINUTES * 60 * SHARE[name]
     target = round(EXAMPLES * SHARE[name]) if EXAMPLES else None
     while (COUNTS.get(name, 0) < target) if target else (time.monotonic() < end):
         chunk = min(LONG_CHUNK, target - COUNTS.get(name, 0)) if target else LONG_CHUNK
-        given(drawn)(settings(PROFILE, max_examples=chunk)(counted))()
+        run(chunk)
 
 
 # Crashes in the output layer (the CLI's report printing, the JSONL/rejects writers), which the I/O

@@ -239,7 +239,8 @@ def test_fuzz_convert(media_root: Path):
     extras = st.sampled_from(
         [[], ["--system", "drop"], ["--system", "merge"], ["--allow-outside-root"], ["--relative-paths"],
          ["--llava-padded"], ["--qwen-model", "qwen2.5-vl"], ["--qwen-boxes", "json"], ["--no-sizes"],
-         ["--hf-layout", "prompt-completion"], ["--hf-boxes", "internvl"], ["--coco-task", "refer"]]
+         ["--hf-layout", "prompt-completion"], ["--hf-boxes", "internvl"], ["--coco-task", "refer"],
+         ["--workers", "2"]]
     )  # fmt: skip
     run_property("convert", body, inputs(), st.sampled_from(fc.TARGETS), extras, st.booleans())
 

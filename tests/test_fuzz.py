@@ -9,7 +9,7 @@ every --target), transform, filter, split, stats and show. Properties:
 * convert: records in = written + rejected, the output parses with exactly `written` records, and
   converts back to the source format without a crash.
 
-Budgets: the default profile is bounded (300 examples) and derandomized (part of `make test`);
+Budgets: the default profile is bounded (300 examples, a fixed seed: the same examples every run; part of `make test`);
 `make fuzz` sets VLMDATA_FUZZ=long and runs random examples for FUZZ_MINUTES minutes (default 20),
 or FUZZ_EXAMPLES examples when that is set. The number of examples run is printed at the end of the
 session and written to .hypothesis/fuzz-examples.json. VLMDATA_FUZZ_STRICT=1 also fails on the
@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from vlmdata.cli import main
@@ -43,10 +43,11 @@ MINUTES = float(os.environ.get("FUZZ_MINUTES", "20"))
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES") or 0)  # long profile: this many examples instead of a duration
 COUNTS: dict[str, int] = {}
 
+BOUNDED_SEED = 20261202
 settings.register_profile(
     "fuzz-bounded",
     deadline=None,
-    derandomize=True,
+    derandomize=False,
     database=None,
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
@@ -94,7 +95,10 @@ def run_property(name: str, body: Callable[..., None], *strategies: st.SearchStr
         body(*args)
 
     def run(max_examples: int) -> None:  # a fresh function each time: hypothesis decorates it once
-        given(drawn)(settings(PROFILE, max_examples=max_examples)(lambda args: counted(args)))()
+        test = given(drawn)(settings(PROFILE, max_examples=max_examples)(lambda args: counted(args)))
+        # the bounded run draws the same examples every time (derandomize alone hashes the
+        # strategies' reprs, which hold object addresses)
+        (test if LONG else seed(BOUNDED_SEED)(test))()
 
     drawn = st.tuples(*strategies)
     if not LONG:
@@ -121,6 +125,7 @@ KNOWN_OUTPUT_CRASHES = {
     ("TypeError", "vlmdata/tools/meta_cli.py", "split"),  # split --json report, same
     ("TypeError", "vlmdata/convert/io.py", "write"),  # transform/filter/split writer: int > 64 bits, surrogate
     ("RecursionError", "vlmdata/convert/io.py", "iter_json_values"),  # a 1,500-deep element of a JSON list
+    ("RecursionError", "vlmdata/convert/pipeline.py", "_convert_parallel"),  # the same, read for --workers 2
     ("MarkupError", "vlmdata/cli.py", "print_report"),  # a record's text read as rich markup
     ("MarkupError", "vlmdata/tools/transform_cli.py", "_run"),
     ("MarkupError", "vlmdata/tools/show_cli.py", "show"),

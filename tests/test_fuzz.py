@@ -124,6 +124,7 @@ KNOWN_OUTPUT_CRASHES = {
     ("TypeError", "vlmdata/tools/transform_cli.py", "_run"),  # transform/filter --json report, same
     ("TypeError", "vlmdata/tools/meta_cli.py", "split"),  # split --json report, same
     ("TypeError", "vlmdata/tools/show_cli.py", "stats"),  # stats --json, same
+    ("UnicodeEncodeError", "vlmdata/tools/show.py", "save_gallery"),  # show's HTML gallery, same
     ("TypeError", "vlmdata/convert/io.py", "write"),  # transform/filter/split writer: int > 64 bits, surrogate
     ("RecursionError", "vlmdata/convert/io.py", "iter_json_values"),  # a 1,500-deep element of a JSON list
     ("RecursionError", "vlmdata/convert/pipeline.py", "_convert_parallel"),  # the same, read for --workers 2

@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from vlmdata.cli import main
-from vlmdata.errors import RecordError
+from vlmdata.convert.meta import load_meta
+from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.schemas.sample import Box, Frame
 
 from .conftest import make_image, read_jsonl
@@ -359,3 +360,34 @@ def test_validate_fix_leaves_a_file_with_nan_alone(tmp_path: Path):
     res = run("validate", str(src), "--from", "sharegpt", "--target", "llamafactory", "--fix", "--select", "VD122")
     assert res.exit_code == 2 and "--fix cannot rewrite this file" in res.output
     assert src.read_bytes() == before
+
+
+# --------------------------------------------------------------------------- deep nesting (stdlib json)
+
+
+def test_meta_file_nested_too_deeply(tmp_path: Path):
+    rows = [{"id": "a", "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]}]
+    data = write_rows(tmp_path / "d.jsonl", rows)
+    deep = "[" * 1500 + "]" * 1500
+    meta = tmp_path / "meta.json"
+    meta.write_text(
+        f'{{"d": {{"root": {deep}, "annotation": "{data}", "data_augment": false, "repeat_time": 1}}}}',
+        encoding="utf-8",
+    )
+    res = run("validate", str(meta), "--output-format", "text")
+    assert res.exit_code in (1, 2) and "nested too deeply" in res.output
+    with pytest.raises(VlmdataError, match="nested too deeply to read"):
+        load_meta(str(meta))
+    res = run("stats", str(meta))
+    assert res.exit_code == 2 and f"{meta}: reads like an InternVL meta file but is not valid JSON" in res.output
+
+
+def test_qwen_json_answer_nested_too_deeply_stays_text(tmp_path: Path):
+    answer = "```json\n" + "[" * 1500 + "]" * 1500 + "\n```"
+    rec = {"id": "q", "conversations": [{"from": "human", "value": "Where?"}, {"from": "gpt", "value": answer}]}
+    src = tmp_path / "q.json"
+    src.write_text(json.dumps([rec]), encoding="utf-8")
+    res = run("convert", str(src), "--from", "qwen", "--to", "swift", "-o", str(tmp_path / "o.jsonl"))
+    assert res.exit_code == 0 and "1 in = 1 written + 0 rejected" in res.output
+    (row,) = read_jsonl(tmp_path / "o.jsonl")
+    assert row["messages"][1]["content"] == answer

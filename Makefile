@@ -35,6 +35,12 @@ test: $(STAMP) browser
 	$(BIN)/ruff check vlmdata tests bench sample_data scripts
 	$(BIN)/python -m pytest
 
+# The fuzz suite's long profile: random examples for FUZZ_MINUTES minutes (or FUZZ_EXAMPLES examples).
+FUZZ_MINUTES ?= 20
+FUZZ_EXAMPLES ?=
+fuzz: $(STAMP)
+	VLMDATA_FUZZ=long FUZZ_MINUTES=$(FUZZ_MINUTES) FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/test_fuzz.py -q
+
 lint: $(STAMP)
 	$(BIN)/ruff check vlmdata tests bench sample_data scripts
 

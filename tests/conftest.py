@@ -46,3 +46,16 @@ def _probe_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory):
         os.environ.pop("VLMDATA_CACHE_DIR", None)
     else:
         os.environ["VLMDATA_CACHE_DIR"] = old
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """How many examples the fuzz suite ran (tests/test_fuzz.py), when it ran."""
+    import sys
+
+    fuzz = sys.modules.get("tests.test_fuzz")
+    if fuzz is not None and fuzz.COUNTS:
+        counts = ", ".join(f"{k} {v}" for k, v in fuzz.COUNTS.items())
+        line = f"fuzz ({'long' if fuzz.LONG else 'bounded'}): {sum(fuzz.COUNTS.values())} examples ({counts})"
+        if fuzz.KNOWN_SEEN:
+            line += f"; known output-layer crashes tolerated: {fuzz.KNOWN_SEEN}"
+        terminalreporter.write_line(line)

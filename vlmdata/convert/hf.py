@@ -671,7 +671,10 @@ class ParquetWriter:
         fd, tmp = temp_for(self.path, f"{len(self._tmp):05d}")
         os.close(fd)
         self._tmp.append(tmp)
-        self._writer = self.pq.ParquetWriter(tmp, self._schema)
+        try:
+            self._writer = self.pq.ParquetWriter(tmp, self._schema)
+        except self.pa.ArrowNotImplementedError as exc:  # e.g. a key whose values are all {}
+            raise VlmdataError(f"{self.path}: the records' columns cannot be written as parquet ({exc})") from None
         self._in_shard = 0
 
     def _infer(self, rows: list[dict[str, Any]]) -> Any:
@@ -681,7 +684,7 @@ class ParquetWriter:
         plain = [{k: v for k, v in r.items() if k not in ("images", "videos")} for r in rows]
         try:
             row_type = pa.array(plain).type if plain else pa.struct([])  # the union of the rows' keys
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:  # Overflow: an int beyond int64
             raise VlmdataError(f"{self.path}: the records' keys do not fit one parquet schema ({exc})") from None
         fields = []
         for f in (row_type.field(k) for k in range(row_type.num_fields)):
@@ -729,7 +732,7 @@ class ParquetWriter:
             row["images"] = [self._image(v) for v in row.get("images") or ()]
         try:
             return pa.Table.from_pylist(rows, schema=self._schema)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
             raise VlmdataError(
                 f"{self.path}: records near row {self.count} do not fit the parquet columns that the first "
                 f"records fixed ({exc}); give every record the same keys and value types, or write JSONL"

@@ -23,6 +23,8 @@ def load_meta(path: str) -> dict[str, Any]:
             f"{path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
             "fix it (a trailing comma after the last entry is the usual cause) or write another meta file"
         ) from None
+    except RecursionError:
+        raise VlmdataError(f"{path}: the JSON is nested too deeply to read; fix the meta file") from None
     if not isinstance(data, dict):
         raise VlmdataError(f"{path}: an InternVL meta file is a JSON object of named entries")
     return data

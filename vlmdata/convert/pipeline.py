@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import pydantic_core
 
 from vlmdata.convert.codec import Codec, Options, ReadContext, Tally, WriteContext
 from vlmdata.convert.io import Raw, RecordWriter, SyntaxErrorInFile, read_raw
@@ -111,6 +112,15 @@ def describe_error(exc: BaseException) -> str:
 def rejection_for(name: str, raw: Raw, exc: BaseException, record_id: Any) -> Rejection:
     if isinstance(exc, RecordError):
         return Rejection(name, raw.line, raw.index, record_id, exc.what, exc.fix)
+    if isinstance(exc, orjson.JSONEncodeError):  # the converted record could not be serialised
+        return Rejection(
+            name,
+            raw.line,
+            raw.index,
+            record_id,
+            f"the record cannot be written as JSON ({exc})",
+            "integers must fit in 64 bits and text must be valid Unicode (no lone surrogates)",
+        )
     return Rejection(
         name,
         raw.line,
@@ -128,7 +138,14 @@ def record_id_of(raw: Raw) -> Any:
     try:
         value = orjson.loads(payload)
     except orjson.JSONDecodeError:
-        return None
+        if isinstance(payload, memoryview):
+            payload = payload.tobytes()
+        if not isinstance(payload, bytes | bytearray | str):
+            return None  # a JSON list element that is not an object
+        try:  # the readers take NaN/Infinity (pydantic's JSON parser), orjson does not
+            value = pydantic_core.from_json(payload, allow_inf_nan=True)
+        except (ValueError, TypeError):  # TypeError: a str holding a lone surrogate
+            return None
     return value.get("id") if isinstance(value, dict) else None
 
 
@@ -366,8 +383,7 @@ def syntax_rejection(exc: SyntaxErrorInFile, name: str) -> Rejection:
         exc.line,
         exc.index,
         None,
-        f"JSON syntax error at line {exc.line} column {exc.column}: {exc.message}; "
-        "the rest of the file cannot be read",
+        f"JSON syntax error at line {exc.line} column {exc.column}: {exc.message}; the rest of the file cannot be read",
         "fix the JSON (a trailing comma or a missing bracket is the usual cause)",
     )
 

@@ -102,7 +102,7 @@ def resized_of(media: MediaRef, size: tuple[int, int], options: Options) -> tupl
 def _loads(text: str) -> Any:
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         return _INVALID
 
 

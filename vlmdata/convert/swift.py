@@ -223,7 +223,7 @@ class SwiftCodec(Codec):
             if kind == "text":
                 parts.extend(parse_text(str(block.get("text", "")), syntaxes, counters))
                 continue
-            media_kind = BLOCK_KINDS.get(kind)  # type: ignore[arg-type]
+            media_kind = BLOCK_KINDS.get(kind) if isinstance(kind, str) else None
             if media_kind is None:
                 raise RecordError(f"messages[{k}].content[{j}] has unknown block type {kind!r}")
             value = block.get(kind) or block.get("url") or block.get("path")

@@ -53,6 +53,14 @@ def _box(values: Any, frame: Frame, what: str) -> Box:
     return Box(values[0], values[1], values[2], values[3], frame)
 
 
+def _image_index(value: Any, what: str) -> int:
+    """An image index from the record: a non-negative integer (the validators and writers index
+    the record's images with it)."""
+    if type(value) is not int or value < 0:
+        raise RecordError(f"{what} must be a non-negative image index, got {value!r}", "fix the image index")
+    return value
+
+
 def _part(boxes: list[Box], image_index: int) -> Part:
     if len(boxes) == 1:
         return Points(tuple(boxes), image_index) if boxes[0].x2 is None else Boxes(tuple(boxes), image_index)
@@ -73,11 +81,15 @@ def fill_current(messages: list[Message], objects: dict[str, Any]) -> int:
     refs = objects.get("ref") or []
     if isinstance(refs, str):
         refs = [refs]
+    if not isinstance(refs, list):
+        raise RecordError(f"objects.ref must be a list of strings, got {type(refs).__name__}", "fix objects")
     if "bbox" not in objects:
         raise RecordError("objects has no 'bbox' list", "ms-swift requires objects['bbox']")
     bboxes = objects["bbox"] or []
+    if not isinstance(bboxes, list):
+        raise RecordError(f"objects.bbox must be a list of boxes, got {type(bboxes).__name__}", "fix objects")
     bbox_type = objects.get("bbox_type") or "real"
-    frame = CURRENT_TYPES.get(bbox_type)
+    frame = CURRENT_TYPES.get(bbox_type) if isinstance(bbox_type, str) else None
     if frame is None:
         raise RecordError(
             f"objects.bbox_type {bbox_type!r} is not 'real' or 'norm1': ms-swift would silently "
@@ -85,7 +97,10 @@ def fill_current(messages: list[Message], objects: dict[str, Any]) -> int:
             "use 'norm1' for 0-1 fractions, convert other scales, or read the file with "
             "--from swift-legacy if it is ms-swift <=3.0 data",
         )
-    image_ids = list(objects.get("image_id") or [])
+    image_ids = objects.get("image_id") or []
+    if not isinstance(image_ids, list):
+        raise RecordError(f"objects.image_id must be a list of image indexes, got {image_ids!r}", "fix objects")
+    image_ids = [_image_index(v, f"objects.image_id[{k}]") for k, v in enumerate(image_ids)]
     image_ids += [0] * (len(bboxes) - len(image_ids))
     ri = bi = 0
     for m, i, p in _markers(messages):
@@ -117,16 +132,18 @@ def fill_legacy(messages: list[Message], objects: list[Any]) -> int:
         if not isinstance(obj, dict) or "bbox" not in obj:
             raise RecordError(f"objects[{k}] must be {{caption, bbox, bbox_type, image}}, got {obj!r}")
         bbox_type = obj.get("bbox_type")
-        if bbox_type not in LEGACY_TYPES:
+        if not (bbox_type is None or isinstance(bbox_type, str)) or bbox_type not in LEGACY_TYPES:
             raise RecordError(
                 f"objects[{k}].bbox_type {bbox_type!r} is not real, norm_1000 or norm_1",
                 "fix bbox_type",
             )
         frame = LEGACY_TYPES[bbox_type]
         raw = obj["bbox"]
-        lists = raw if raw and isinstance(raw[0], list) else [raw]
+        lists = raw if isinstance(raw, list) and raw and isinstance(raw[0], list) else [raw]
         boxes = [_box(b, frame, f"objects[{k}].bbox") for b in lists]
-        parsed.append((str(obj.get("caption") or ""), boxes, int(obj.get("image") or 0)))
+        parsed.append(
+            (str(obj.get("caption") or ""), boxes, _image_index(obj.get("image") or 0, f"objects[{k}].image"))
+        )
     ri = bi = 0
     for m, i, p in _markers(messages):
         n = ri if p.type == "ref" else bi

@@ -21,6 +21,19 @@ def is_remote(path: str) -> bool:
     return path.startswith(REMOTE_PREFIXES) or len(path) > 2000  # >2000 chars: base64 (1.4)
 
 
+def check_path_text(path: str) -> None:
+    """Reject a media path no file system (or URL) can hold: a NUL byte or a lone surrogate
+    (``"\\ud800"`` in JSON), which the OS calls and every JSON writer refuse."""
+    if "\x00" in path:
+        raise RecordError(f"media path {path!r} contains a NUL byte", "fix the path")
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RecordError(
+            f"media path {path!r} contains a lone surrogate (an unpaired \\ud800-\\udfff escape)", "fix the path"
+        ) from None
+
+
 class PathResolver:
     """Resolves media paths against a root and checks containment, caching per path.
 
@@ -41,6 +54,7 @@ class PathResolver:
         hit = self._cache.get(path)
         if hit is not None:
             return hit
+        check_path_text(path)
         if is_remote(path):
             self._cache[path] = path
             return path

@@ -15,6 +15,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, TypeAdapter
 
+from vlmdata.errors import RecordError
+
+COORD_LIMIT = 1e9  # |coordinate| in any frame; beyond it the frame arithmetic overflows or loses precision
+_NUMBER = (int, float)  # exact types: bool is not a coordinate
+
 
 class Frame(str, Enum):
     """Coordinate frame of a box (FORMATS.md 7.1 lists who uses which)."""
@@ -37,6 +42,36 @@ class Box:
     y2: float | None
     frame: Frame
     resized: tuple[int, int] | None = None  # (W', H') when frame is PIXEL_RESIZED
+
+    def __post_init__(self) -> None:
+        # Every reader builds its boxes here, so a coordinate the frame arithmetic cannot handle
+        # (NaN, Infinity, 1e308, 2**70, a bool) rejects its record instead of crashing a conversion
+        # or being written as null. The first test is the hot path: plain numbers in range.
+        x1, y1, x2, y2 = self.x1, self.y1, self.x2, self.y2
+        if (
+            type(x1) in _NUMBER
+            and type(y1) in _NUMBER
+            and -COORD_LIMIT <= x1 <= COORD_LIMIT  # False for NaN
+            and -COORD_LIMIT <= y1 <= COORD_LIMIT
+            and (
+                x2 is None
+                or (
+                    type(x2) in _NUMBER
+                    and type(y2) in _NUMBER
+                    and -COORD_LIMIT <= x2 <= COORD_LIMIT
+                    and -COORD_LIMIT <= y2 <= COORD_LIMIT  # type: ignore[operator]
+                )
+            )
+        ):
+            return
+        for v in (x1, y1) if x2 is None else (x1, y1, x2, y2):
+            if type(v) is bool or not isinstance(v, int | float):
+                raise RecordError(f"box coordinate {v!r} is not a number", "fix the box")
+            if not -COORD_LIMIT <= v <= COORD_LIMIT:
+                raise RecordError(
+                    f"box coordinate {v!r} is not a finite number within ±{COORD_LIMIT:.0e}",
+                    "fix the box (NaN, Infinity and overflowing numbers cannot be converted)",
+                )
 
     @property
     def is_point(self) -> bool:

@@ -187,8 +187,9 @@ def draw(target: Annotated, scale: float = 1.0) -> Image.Image:
             d.line((x, y - r, x, y + r), fill=shape.colour, width=1)
             lx, ly = x + r + 2, y - r
         else:
-            x1, y1 = round(b.x1 * scale), round(b.y1 * scale)
-            x2, y2 = round(b.x2 * scale), round(b.y2 * scale)  # type: ignore[operator]
+            # a reversed box (x2 < x1, which validate reports as VD201) is drawn over the same pixels
+            x1, x2 = sorted((round(b.x1 * scale), round(b.x2 * scale)))  # type: ignore[operator]
+            y1, y2 = sorted((round(b.y1 * scale), round(b.y2 * scale)))  # type: ignore[operator]
             # pixels x1..x2-1 are the box; the outline takes the `width` pixels around them
             d.rectangle((x1 - width, y1 - width, x2 - 1 + width, y2 - 1 + width), outline=shape.colour, width=width)
             lx, ly = x1 - width, y1 - width

@@ -290,7 +290,19 @@ class Runner:
                 self.emit(rule, hit, hit.get("file", fv.path), hit.get("line"), None)  # meta entry rules: the meta file
 
     def apply_fixes(self, path: str, layout: str, fixes: dict[int, dict[str, Any]]) -> None:
-        """Rewrite ``path`` with the fixed records, atomically, keeping its mode; other records keep their bytes."""
+        """Rewrite ``path`` with the fixed records, atomically, keeping its mode; other records keep their bytes.
+
+        A file that strict JSON cannot hold (NaN/Infinity, which the readers take, integers beyond
+        64 bits, lone surrogates) is left as it is: rewriting it would change those values."""
+        try:
+            self._rewrite(path, layout, fixes)
+        except (orjson.JSONDecodeError, orjson.JSONEncodeError) as exc:
+            raise VlmdataError(
+                f"{path}: --fix cannot rewrite this file ({exc}); it holds values strict JSON cannot "
+                "(NaN, Infinity, integers beyond 64 bits, lone surrogates): fix those first, or run without --fix"
+            ) from None
+
+    def _rewrite(self, path: str, layout: str, fixes: dict[int, dict[str, Any]]) -> None:
         if layout == "jsonl":
             fd, tmp = temp_for(path)
             try:

@@ -107,6 +107,8 @@ def _content_text(content: Any) -> str:
         for block in content:
             if isinstance(block, dict):
                 kind = block.get("type")
+                if not isinstance(kind, str):  # a list or dict as type: no block any consumer reads
+                    continue
                 if kind == "text":
                     text = block.get("text")
                     parts.append(str(block.get("value", "") if text is None else text))  # LLaMA-Factory v1: value

@@ -213,6 +213,8 @@ def meta_invalid_json(fv: FileView, ctx: ValidationContext) -> Iterator[dict[str
         return
     try:
         json.loads(text)
+    except RecursionError:  # InternVL's json.load raises it too
+        yield {"error": "nested too deeply", "row": 1, "column": 1, "cause": "", "fix": "fix the nesting"}
     except json.JSONDecodeError as exc:
         cause, fix = "", "fix the JSON there"
         before = text[: exc.pos].rstrip()

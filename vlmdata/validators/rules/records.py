@@ -93,7 +93,7 @@ def _scan(role: str, key: str, content: Any) -> TurnMedia:
                 if isinstance(text, str):
                     for kind in KINDS:
                         tm.literal[kind] += text.count(TAGS[kind])
-            elif btype in MEDIA_BLOCKS:
+            elif isinstance(btype, str) and btype in MEDIA_BLOCKS:
                 kind = MEDIA_BLOCKS[btype]
                 (tm.payload if _has_payload(block, btype) else tm.bare)[kind] += 1
     return tm

@@ -56,6 +56,4 @@ def pytest_terminal_summary(terminalreporter) -> None:
     if fuzz is not None and fuzz.COUNTS:
         counts = ", ".join(f"{k} {v}" for k, v in fuzz.COUNTS.items())
         line = f"fuzz ({'long' if fuzz.LONG else 'bounded'}): {sum(fuzz.COUNTS.values())} examples ({counts})"
-        if fuzz.KNOWN_SEEN:
-            line += f"; known output-layer crashes tolerated: {fuzz.KNOWN_SEEN}"
         terminalreporter.write_line(line)

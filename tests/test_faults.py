@@ -418,3 +418,63 @@ def test_hostile_json_list_elements_are_one_rejection_each(tmp_path: Path):
     assert entries[1]["id"] == str(2**70)
     assert entries[2]["id"] == "s\\ud800"  # the lone surrogate, escaped
     assert "Traceback" not in res.output
+
+
+# --- record values that strict JSON or a terminal cannot carry, in every report --------------------
+
+SURROGATE_LLAVA = '[{"id": "a\\ud800", "image": "x.png", "conversations": [{"from": "robot", "value": "hi"}]}]'
+SURROGATE_ROLE = (
+    '[{"id": "h1", "messages": [{"role": "\\ud800", "content": [{"type": "text", "text": "q"}]},'
+    ' {"role": "assistant", "content": [{"type": "text", "text": "a"}]}]}]'
+)
+
+
+@pytest.mark.parametrize(
+    ("data", "command", "status"),
+    [
+        (SURROGATE_LLAVA, ["validate", "{src}", "--from", "llava", "--output-format", "json"], 1),
+        (SURROGATE_LLAVA, ["validate", "{src}", "--from", "llava", "--output-format", "text"], 1),
+        (SURROGATE_LLAVA, ["validate", "{src}", "--from", "llava", "--output-format", "github"], 1),
+        (SURROGATE_LLAVA, ["validate", "{src}", "--from", "llava"], 1),
+        (SURROGATE_LLAVA, ["convert", "{src}", "--from", "llava", "--to", "swift", "-o", "{out}", "--json"], 1),
+        (SURROGATE_LLAVA, ["transform", "{src}", "--from", "llava", "-o", "{json}", "--json", "--drop-system"], 1),
+        (SURROGATE_LLAVA, ["split", "{src}", "--from", "llava", "-o", "{dir}", "--json"], 1),
+        (SURROGATE_ROLE, ["stats", "{src}", "--from", "hf", "--json"], 0),
+        (
+            '{"id": "[/]", "messages": [{"role": "robot", "content": "hi"}]}',
+            ["convert", "{src}", "--to", "swift", "-o", "{out}"],
+            1,
+        ),
+        (
+            '{"id": 18446744073709551616, "messages": [{"role": "user", "content": "hi"}, '
+            '{"role": "assistant", "content": "a"}]}',
+            ["transform", "{src}", "-o", "{out}", "--drop-system"],
+            1,  # rejected with a reason: the writer cannot hold the integer
+        ),
+    ],
+)
+def test_hostile_values_reach_every_report_without_a_crash(tmp_path: Path, data: str, command: list[str], status):
+    src = tmp_path / ("in.json" if data.startswith("[") else "in.jsonl")
+    src.write_text(data + "\n")
+    paths = {"out": tmp_path / "o.jsonl", "json": tmp_path / "o.json", "dir": tmp_path / "split"}
+    args = [a.format(src=src, **paths) for a in command]
+    res = CliRunner().invoke(main, args, env={"VLMDATA_DEBUG": "1"})
+    assert res.exit_code == status, res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+    assert "Traceback" not in res.output
+    if "--json" in args or "json" in args:
+        json.loads(res.stdout)  # the report itself is valid JSON, the surrogate escaped
+
+
+def test_gallery_with_a_lone_surrogate_is_written(tmp_path: Path):
+    from PIL import Image
+
+    Image.new("RGB", (32, 32), (200, 10, 10)).save(tmp_path / "x.png")
+    src = tmp_path / "in.json"
+    src.write_text(
+        '[{"id": "a\\ud800", "image": "x.png", "conversations": '
+        '[{"from": "human", "value": "<image>\\nhi \\ud800"}, {"from": "gpt", "value": "ok"}]}]'
+    )
+    res = run("show", str(src), "--from", "llava", "--root", str(tmp_path), "-o", str(tmp_path / "g.html"))
+    assert res.exit_code == 0, res.output
+    assert "\\ud800" in (tmp_path / "g.html").read_text(encoding="utf-8")

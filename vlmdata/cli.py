@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from vlmdata.console import EXIT_USAGE, err, error, exit_for, say, signals_unwind
+from vlmdata.console import EXIT_USAGE, err, error, exit_for, json_text, say, signals_unwind
 from vlmdata.convert.pipeline import convert as run_convert
 from vlmdata.convert.registry import FORMATS
 from vlmdata.convert.report import ConvertReport
@@ -214,10 +214,9 @@ def convert(src: str, to: str, output: str, from_format: str | None, as_json: bo
         if bar is not None:
             bar.stop()
     if as_json:
-        import orjson
 
         # with -o - stdout carries the data, so the report goes to stderr
-        click.echo(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode(), err=output == "-")
+        click.echo(json_text(report.to_dict()), err=output == "-")
     print_report(report)
     sys.exit(0 if report.ok else 1)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import pickle
 import signal
 import time
 from collections.abc import Iterable, Iterator
@@ -19,7 +20,7 @@ import orjson
 import pydantic_core
 
 from vlmdata.convert.codec import Codec, Options, ReadContext, Tally, WriteContext
-from vlmdata.convert.io import Raw, RecordWriter, SyntaxErrorInFile, read_raw
+from vlmdata.convert.io import Raw, RecordWriter, SyntaxErrorInFile, TooDeep, read_raw
 from vlmdata.convert.registry import FORMATS, detect, get_codec
 from vlmdata.convert.report import ConvertReport, Rejection, safe_value
 from vlmdata.errors import RecordError, VlmdataError
@@ -30,7 +31,7 @@ from vlmdata.schemas.sample import Origin, Sample
 CHUNK_RECORDS = 2000
 EMPTY_INPUT_FORMAT = "swift"  # the reader named for an input with no records (it reads none of them)
 # Bad data surfaces in codecs as these; they become rejections, never tracebacks.
-DATA_ERRORS = (RecordError, KeyError, TypeError, ValueError, IndexError, AttributeError)
+DATA_ERRORS = (RecordError, KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError)
 
 
 def display_name(path: str, stream: str = "<stdin>") -> str:
@@ -158,6 +159,11 @@ class Decoder:
         self.ctx = ReadContext(resolver, options, tally)
 
     def decode(self, raw: Raw) -> Sample:
+        if type(raw.payload) is TooDeep:
+            raise RecordError(
+                "the record is nested deeper than the JSON reader's limit (about 1,000 levels)",
+                "no trainer reads such a record: flatten it or drop it",
+            )
         record = self.codec.load(raw.payload)
         if not isinstance(record, dict):
             raise RecordError("the record is not a JSON object")
@@ -210,18 +216,37 @@ def _init_worker(*args: Any) -> None:
     _WORKER = _Work(*args)
 
 
-Packed = tuple[list[Any], list[Any], int]
+Packed = tuple[Any, list[Any], int]  # payloads: bytes records, or the parsed elements pickled
 
 
 def _pack(chunk: list[Raw]) -> Packed:
     """A chunk as plain lists for the pipe: pickling 2,000 slotted Raw dataclasses calls their
-    Python-level __getstate__/__setstate__ per record (~2 us a record on each side)."""
-    return [r.payload for r in chunk], [r.line for r in chunk], chunk[0].index
+    Python-level __getstate__/__setstate__ per record (~2 us a record on each side).
+
+    Parsed JSON-list elements are pickled here, in the reading thread: an element nested too deeply
+    for pickle then becomes one record's rejection instead of failing the pool."""
+    payloads: Any = [r.payload for r in chunk]
+    if any(not isinstance(p, bytes) for p in payloads):
+        try:
+            payloads = pickle.dumps(payloads, protocol=pickle.HIGHEST_PROTOCOL)
+        except RecursionError:
+            payloads = pickle.dumps([_picklable(p) for p in payloads], protocol=pickle.HIGHEST_PROTOCOL)
+    return payloads, [r.line for r in chunk], chunk[0].index
+
+
+def _picklable(payload: Any) -> Any:
+    try:
+        pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+    except RecursionError:
+        return TooDeep(b"<a value nested too deeply to hand to a worker process>")
+    return payload
 
 
 def _run_chunk(packed: Packed) -> tuple[list[bytes], list[tuple[Rejection, Raw]], Tally, int]:
     assert _WORKER is not None
     payloads, lines, first = packed
+    if isinstance(payloads, bytes):
+        payloads = pickle.loads(payloads)
     chunk = [Raw(p, line, first + k) for k, (p, line) in enumerate(zip(payloads, lines, strict=True))]
     _WORKER.tally.__init__()  # type: ignore[misc]
     out, rejected = _WORKER.run(chunk)

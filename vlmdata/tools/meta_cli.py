@@ -9,6 +9,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+from vlmdata.console import json_text
 from vlmdata.convert.registry import FORMATS
 from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.outputs import check_outputs
@@ -138,9 +139,8 @@ def split(
         _fail(exc)
         return
     if as_json:
-        import orjson
 
-        click.echo(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode())
+        click.echo(json_text(report.to_dict()))
     for r in report.rejections[:SHOWN_REJECTIONS]:
         err.print(f"[red]rejected[/] {escape(r.message())}")
     if report.rejected > SHOWN_REJECTIONS:

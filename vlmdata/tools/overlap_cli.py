@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+from vlmdata.console import json_text
 from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.tools.overlap import DEFAULT_DISTANCE, OverlapReport
 
@@ -89,9 +90,8 @@ def overlap(
         err.print(f"[red]error:[/] {escape(str(exc.filename or ''))}: {escape(str(exc.strerror or exc))}")
         sys.exit(2)
     if as_json:
-        import orjson
 
-        click.echo(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode())
+        click.echo(json_text(report.to_dict()))
     print_report(report)
     sys.exit(1 if report.leaks else 0)
 

@@ -427,4 +427,4 @@ def gallery_html(items: list[tuple[int, Item]], title: str = "vlmdata show", thu
 
 def save_gallery(items: list[tuple[int, Item]], out: str, title: str = "vlmdata show") -> None:
     _parent(out)
-    atomic_write_bytes(out, gallery_html(items, title).encode("utf-8"))
+    atomic_write_bytes(out, gallery_html(items, title).encode("utf-8", "backslashreplace"))  # lone surrogates

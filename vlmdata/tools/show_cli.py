@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+from vlmdata.console import json_text
 from vlmdata.convert.registry import FORMATS
 from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.outputs import check_outputs
@@ -66,9 +67,8 @@ def stats(
         _fail(exc)
         return
     if as_json:
-        import orjson
 
-        click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+        click.echo(json_text(data))
     else:
         render_stats(data, Console(highlight=False, width=max(120, Console().width)))
 

@@ -18,6 +18,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+from vlmdata.console import json_text
 from vlmdata.convert.registry import FORMATS
 from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.tools import filters as F
@@ -267,9 +268,8 @@ def _run(src: str, output: str, as_json: bool, before_exit: Callable[[], None] |
         err.print(f"[red]error:[/] {escape(str(exc.filename or ''))}: {escape(str(exc.strerror or exc))}")
         sys.exit(2)
     if as_json:
-        import orjson
 
-        click.echo(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode(), err=output == "-")
+        click.echo(json_text(report.to_dict()), err=output == "-")
     print_stream_report(report)
     if before_exit is not None:
         before_exit()

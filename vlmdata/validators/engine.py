@@ -321,18 +321,11 @@ class Runner:
                 raise
             publish(tmp, path)
         elif layout == "json":
-            try:
-                with open(path, "rb") as f:
-                    records = orjson.loads(f.read())
-                for i, rec in fixes.items():
-                    records[i] = rec
-                data = orjson.dumps(records, option=orjson.OPT_INDENT_2) + b"\n"
-            except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
-                raise VlmdataError(
-                    f"{path}: --fix cannot rewrite this JSON list ({exc}); nothing was changed. "
-                    "Fix those records by hand, or convert the file to JSONL first"
-                ) from None
-            atomic_write_bytes(path, data)
+            with open(path, "rb") as f:
+                records = orjson.loads(f.read())
+            for i, rec in fixes.items():
+                records[i] = rec
+            atomic_write_bytes(path, orjson.dumps(records, option=orjson.OPT_INDENT_2) + b"\n")
 
 
 def _chunks(records: Iterator[Raw], size: int, runner: Runner, file: str) -> Iterator[list[Raw]]:

@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from vlmdata.convert.report import safe_text, safe_value
+
 Severity = Literal["error", "warning", "info"]
 Scope = Literal["record", "media", "file"]
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
@@ -81,6 +83,12 @@ class Finding:
     snippet: str | None = None
     fixable: bool = False
     fixed: bool = False
+
+    def __post_init__(self) -> None:
+        # messages quote the record's own values: keep them printable in every reporter and in JSON
+        self.message = safe_text(self.message)
+        self.snippet = safe_text(self.snippet) if self.snippet is not None else None
+        self.id = safe_value(self.id)
 
     def where(self) -> str:
         loc = self.file

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import TextIO
 
-import orjson
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from vlmdata.console import json_text
 from vlmdata.validators.engine import ValidationReport
 from vlmdata.validators.registry import SEVERITY_ORDER, Finding
 
@@ -41,7 +41,7 @@ def write_text(report: ValidationReport, out: TextIO) -> None:
 
 
 def write_json(report: ValidationReport, out: TextIO) -> None:
-    out.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    out.write(json_text(report.to_dict()) + "\n")
 
 
 def _gh_escape(text: str) -> str:

@@ -38,6 +38,7 @@ from typing import Any
 
 import orjson
 
+from vlmdata.consumers.base import MEDIA_BLOCKS
 from vlmdata.convert.codec import Codec, Layout, Options, ReadContext, WriteContext
 from vlmdata.convert.grounding import Counters, parse_text, render_parts
 from vlmdata.convert.io import Raw, atomic_write_bytes
@@ -59,7 +60,6 @@ from vlmdata.schemas.sample import (
 
 ROLES_IN = {"system": "system", "user": "user", "assistant": "assistant", "tool": "tool_response"}
 ROLES_OUT = {"system": "system", "user": "user", "assistant": "assistant", "tool_response": "tool"}
-MEDIA_BLOCKS = {"image": "image", "image_url": "image", "video": "video", "video_url": "video"}
 SYNTAXES = ("internvl", "qwen")
 MESSAGE_KEYS = ("role", "content")
 CONVERSATION_COLUMNS = ("messages", "prompt", "completion")

@@ -46,6 +46,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from vlmdata.consumers.base import TO_FROM
+from vlmdata.consumers.qwen import mismatch_message
 from vlmdata.convert.codec import Codec, Layout, Options, ReadContext, WriteContext
 from vlmdata.convert.frames import convert_box
 from vlmdata.convert.grounding import render_parts
@@ -66,7 +68,6 @@ _TOKEN_HINTS = ("<|box_start|>", "<|object_ref_start|>", *_HINTS)
 _FENCE = re.compile(r"```json[ \t]*\r?\n(.*?)\r?\n?[ \t]*```", re.S)
 _DECODER = json.JSONDecoder()
 _INVALID = object()
-_TO_FROM = {"user": "human", "assistant": "gpt"}
 
 
 def check_settings(options: Options) -> None:
@@ -333,17 +334,13 @@ def check_slots(messages: list[Message], n_images: int, n_videos: int) -> None:
                 f"move the <{kind}> tag into a human turn",
             )
         n_tags = count_slots(messages, kind)
-        if n_tags > n_media:
+        message = mismatch_message(kind, n_tags, n_media)
+        if message:
             raise RecordError(
-                f"{n_tags} <{kind}> placeholder(s) but {n_media} {kind}(s): Qwen's loader raises "
-                f"'Number of <{kind}> placeholders exceeds the number of provided {kind}s'",
-                f"add the missing {kind}(s) to the record or remove the surplus <{kind}> tags",
-            )
-        if n_tags < n_media:
-            raise RecordError(
-                f"{n_tags} <{kind}> placeholder(s) but {n_media} {kind}(s): Qwen's loader raises "
-                f"'{n_media - n_tags} {kind}(s) remain unused (not consumed by placeholders)'",
-                f"put one <{kind}> tag per {kind} in the human turns (Qwen does not insert them)",
+                f"{n_tags} <{kind}> placeholder(s) but {n_media} {kind}(s): Qwen's loader raises '{message}'",
+                f"add the missing {kind}(s) to the record or remove the surplus <{kind}> tags"
+                if n_tags > n_media
+                else f"put one <{kind}> tag per {kind} in the human turns (Qwen does not insert them)",
             )
 
 
@@ -453,7 +450,7 @@ class QwenCodec(Codec):
         json_boxes = options.qwen_boxes == "json"
         conversations = []
         for k, m in enumerate(sample.messages):
-            who = _TO_FROM.get(m.role)
+            who = TO_FROM.get(m.role) if m.role != "system" else None  # Qwen has no system turn
             if who is None:
                 raise RecordError(
                     f"message {k} has role {m.role!r}, which {SOURCE} cannot hold "

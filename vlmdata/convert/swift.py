@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from vlmdata.consumers.base import AUDIO_BLOCKS, MEDIA_BLOCKS
+from vlmdata.consumers.swift import ROLE_ALIASES
 from vlmdata.convert import swift_objects
 from vlmdata.convert.codec import Codec, Layout, ReadContext, WriteContext
 from vlmdata.convert.grounding import Counters, parse_text
@@ -22,30 +24,9 @@ from vlmdata.media.video import is_frame_folder, list_frames
 from vlmdata.schemas.sample import Box, Frame, MediaRef, Message, Part, Sample
 from vlmdata.schemas.swift import SWIFT_RECORD
 
-ROLES = {
-    "user": "user",
-    "human": "user",
-    "assistant": "assistant",
-    "gpt": "assistant",
-    "bot": "assistant",
-    "system": "system",
-    "tool_call": "tool_call",
-    "function_call": "tool_call",
-    "tool_response": "tool_response",
-    "tool": "tool_response",
-    "function_response": "tool_response",
-    "observation": "tool_response",
-    "observations": "tool_response",
-}
+ROLES = ROLE_ALIASES
 MEDIA_KEYS = (("images", "image"), ("videos", "video"), ("audios", "audio"))
-BLOCK_KINDS = {
-    "image": "image",
-    "image_url": "image",
-    "video": "video",
-    "video_url": "video",
-    "audio": "audio",
-    "input_audio": "audio",
-}
+BLOCK_KINDS = {**MEDIA_BLOCKS, **AUDIO_BLOCKS}
 MESSAGE_KEYS = ("role", "from", "content", "value")
 SYNTAXES_PLAIN = ("internvl", "qwen")
 SYNTAXES_OBJECTS = ("internvl", "qwen", "swift")

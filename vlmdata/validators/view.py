@@ -10,23 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from vlmdata.consumers.base import MEDIA_BLOCKS, TAGS
+from vlmdata.consumers.swift import ROLE_ALIASES
 from vlmdata.schemas.sample import Sample
 
-ROLE_NAMES = {
-    "human": "user",
-    "user": "user",
-    "gpt": "assistant",
-    "assistant": "assistant",
-    "bot": "assistant",
-    "system": "system",
-    "tool_call": "tool_call",
-    "function_call": "tool_call",
-    "tool_response": "tool_response",
-    "tool": "tool_response",
-    "observation": "tool_response",
-    "function_response": "tool_response",
-}
-BLOCK_TAGS = {"image": "<image>", "image_url": "<image>", "video": "<video>", "video_url": "<video>"}
+ROLE_NAMES = ROLE_ALIASES  # the role spellings readers know, mapped to the canonical roles
+BLOCK_TAGS = {block: TAGS[kind] for block, kind in MEDIA_BLOCKS.items()}
 
 
 @dataclass(slots=True)

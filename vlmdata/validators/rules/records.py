@@ -326,6 +326,7 @@ def internvl_first_turn_not_human(view: RecordView, ctx: ValidationContext) -> I
 
 # --------------------------------------------------------------------------- VD11x: roles and turns
 
+
 def _from_list(view: RecordView) -> bool:
     """Turns read from a messages/conversations list (legacy query/response rows have fixed roles)."""
     return raw_messages(view.raw) is not None

@@ -320,7 +320,8 @@ def test_dataset_info_written_and_updated_without_clobbering(tmp_path: Path):
         "columns": {"messages": "conversations", "images": "images"},
         "tags": DEFAULT_TAGS,
     }
-    assert json.loads(out.read_text())[0]["images"] == ["a.png"]  # relative to --root
+    # relative to LLaMA-Factory's media_dir, which defaults to the dataset_info folder (not to --root)
+    assert json.loads(out.read_text())[0]["images"] == ["img/a.png"]
     # a second output under another name, in a sub folder, JSONL: a new entry beside the others
     elsewhere = str(make_image(tmp_path / "elsewhere" / "b.png", SIZE))
     src2 = write_jsonl(tmp_path / "in2.jsonl", [{"messages": pair, "images": [elsewhere]}])
@@ -442,4 +443,5 @@ def test_system_column_and_frame_list_videos(tmp_path: Path):
     assert report.written == 1 and "different 'system' column" in report.rejections[0].error
     (rec,) = json.loads((tmp_path / "o.json").read_text())
     assert rec["conversations"][0] == {"from": "system", "value": "Be brief."}
-    assert rec["videos"] == [["f/1.jpg", "f/2.jpg"]]
+    # no dataset_info/--media-dir: LLaMA-Factory's media_dir is unknown, so the paths are absolute
+    assert rec["videos"] == [[str(tmp_path / "f" / "1.jpg"), str(tmp_path / "f" / "2.jpg")]]

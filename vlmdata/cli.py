@@ -38,6 +38,17 @@ def main() -> None:
 @click.option("--allow-outside-root", is_flag=True, help="Allow media paths that leave the root (../, symlinks).")
 @click.option("--relative-paths", is_flag=True, help="ms-swift output: keep paths relative (set ROOT_IMAGE_DIR).")
 @click.option(
+    "--fix-boxes",
+    type=click.Choice(["swap"]),
+    help="Reversed box corners (x2 < x1 or y2 < y1): swap them, with a note per record (default: reject, VD201).",
+)
+@click.option(
+    "--native-grounding",
+    type=click.Choice(["qwen", "internvl", "both"]),
+    help="ms-swift input: its text also holds the trained model's own box markup (Qwen2-VL tokens, InternVL "
+    "<ref>/<box>); read it as boxes (default: it is text, as it is to ms-swift).",
+)
+@click.option(
     "--system",
     "system",
     type=click.Choice(["reject", "drop", "merge"]),
@@ -68,6 +79,12 @@ def main() -> None:
     metavar="PATH",
     help="LLaMA-Factory dataset_info.json: --from sharegpt reads the entry's columns/tags (media under its "
     "folder unless --root); --to sharegpt adds/updates the output's entry.",
+)
+@click.option(
+    "--media-dir",
+    metavar="DIR",
+    help="--to sharegpt: write media paths relative to this folder (LLaMA-Factory's media_dir; default: the "
+    "--dataset-info folder, else absolute paths).",
 )
 @click.option(
     "--dataset-name",

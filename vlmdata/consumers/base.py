@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vlmdata.schemas.sample import Sample
 
 # Typed content blocks (OpenAI/HF/TRL, LLaMA-Factory v1, ms-swift) -> the media kind they hold.
 MEDIA_BLOCKS = {"image": "image", "image_url": "image", "video": "video", "video_url": "video"}
@@ -113,3 +116,25 @@ def surplus(kind: str, n_tags: int, media: int, keeps: str) -> dict[str, Any]:
 def unread(kind: str, keys: list[str], effect: str, fix: str = "") -> dict[str, Any]:
     fix = fix or "move it into a human turn or remove it"
     return {"kind": kind, "where": where_text(keys), "effect": effect, "fix": fix}
+
+
+def literal_markup(sample: Sample, consumer: Consumer) -> list[tuple[int, list[str]]]:
+    """(message index, strings) for text of ``sample`` that ``consumer`` would read as tags or markup.
+
+    Readers turn the tags and markup their own consumer interprets into slots, refs and boxes, so
+    what is left in text was plain text where the record came from: written for ``consumer`` it
+    would gain a meaning (a picture placed where the user only wrote about one, a box) it never had.
+    """
+    found: list[tuple[int, list[str]]] = []
+    if not consumer.interpreted:
+        return found
+    for k, m in enumerate(sample.messages):
+        hits: list[str] = []
+        for p in m.parts:
+            if p.type == "text" or p.type == "ref":
+                for s in consumer.literal_markup(p.text):  # type: ignore[union-attr]
+                    if s not in hits:
+                        hits.append(s)
+        if hits:
+            found.append((k, hits))
+    return found

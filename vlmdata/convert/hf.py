@@ -221,6 +221,8 @@ def _column(record: dict[str, Any], key: str, alias: str, kind: str, ctx: ReadCo
 
 class HfCodec(Codec):
     name = "hf"
+    read_options = frozenset({"extract_images"})
+    write_options = frozenset({"embed_images", "shard_size", "hf_layout", "hf_boxes"})
     title = "HF/TRL messages"
     layouts = ("jsonl", "json", "parquet")
     fields = (

@@ -24,6 +24,8 @@ SOURCE = "LLaVA-1.5"
 
 class LlavaCodec(Codec):
     name = "llava"
+    read_options = frozenset({"llava_padded"})
+    write_options = frozenset({"llava_padded", "system"})
     title = "LLaVA-1.5 JSON"
     layouts = ("json",)
     default_layout = "json"

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from vlmdata.convert.codec import Codec, Options, ReadContext, Tally, WriteContext
+from vlmdata.convert.codec import Codec, Options, ReadContext, Tally, WriteContext, check_applicable
 from vlmdata.convert.io import Raw, RecordWriter, SyntaxErrorInFile, read_raw
 from vlmdata.convert.registry import FORMATS, detect, get_codec
 from vlmdata.convert.report import ConvertReport, Rejection
@@ -155,6 +155,9 @@ class _Work:
         self.decoder = Decoder(self.reader, name, in_resolver, options, self.tally)
         self.wctx = WriteContext(out_resolver, options, self.tally)
         self.name = name
+        from vlmdata.validators.check import RecordChecker  # the validator imports this module
+
+        self.checker = RecordChecker(dst_format, name, self.writer.written_root(options, out_root), options, self.tally)
 
     def run(self, chunk: list[Raw]) -> tuple[list[bytes], list[tuple[Rejection, Raw]]]:
         out: list[bytes] = []
@@ -163,9 +166,14 @@ class _Work:
         decode = self.decoder.decode
         encode = self.writer.encode
         wctx = self.wctx
+        before, after = self.checker.before_write, self.checker.after_write
         for raw in chunk:
             try:
-                out.append(dumps(encode(decode(raw), wctx)))
+                sample = decode(raw)
+                before(sample)
+                record = encode(sample, wctx)
+                after(record, raw)
+                out.append(dumps(record))
             except DATA_ERRORS as exc:
                 rejected.append((rejection_for(self.name, raw, exc, record_id_of(raw)), raw))
         return out, rejected
@@ -287,6 +295,7 @@ def convert(
     target.check_options(options)
     opened = open_records(src, from_format)
     try:
+        check_applicable(options, opened.codec, target)
         if opened.codec.needs_root and options.root is None:
             raise VlmdataError(
                 f"{display_name(src)}: {opened.codec.title} names images by file name only; "
@@ -316,6 +325,7 @@ def convert(
             rejects_file.writer.commit()
         report.written = writer.count
         report.side_files = target.after_write(dst, report.written, in_root, options)
+        report.advice = target.advice(dst, options)
     finally:
         opened.close()
     report.seconds = time.perf_counter() - started

@@ -41,9 +41,10 @@ from pydantic import ValidationError
 from vlmdata.convert.codec import Codec, Layout, Options, ReadContext, WriteContext
 from vlmdata.convert.grounding import Counters, parse_text, render_parts
 from vlmdata.convert.io import RecordWriter, atomic_write_bytes
+from vlmdata.convert.qwen import QWEN_FRAME_OPTIONS, RESIZED_MODEL, box_converter, check_settings, to_resized_frame
 from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.media.paths import PathResolver
-from vlmdata.schemas.sample import Boxes, Frame, MediaRef, Message, Part, Points, Sample, Text
+from vlmdata.schemas.sample import MediaRef, Message, Part, Sample, Text
 from vlmdata.schemas.sharegpt import (
     DATASET_INFO_ENTRY,
     DEFAULT_COLUMNS,
@@ -56,6 +57,7 @@ from vlmdata.schemas.sharegpt import (
 SOURCE = "LLaMA-Factory"
 DATASET_INFO = "dataset_info.json"  # LLaMA-Factory reads DATASET_DIR/dataset_info.json (DATA_CONFIG)
 SYNTAXES = ("qwen", "internvl")
+QWEN_ONLY = ("qwen",)  # --qwen-model qwen2.5-vl: Qwen tokens hold resized pixels
 MEDIA = (("images", "image"), ("videos", "video"), ("audios", "audio"))
 TAG_ROLES = {
     "user_tag": "user",
@@ -217,6 +219,8 @@ class ColumnsWriter(RecordWriter):
 
 class SharegptCodec(Codec):
     name = "sharegpt"
+    read_options = frozenset({"dataset_info", "dataset_name", *QWEN_FRAME_OPTIONS})
+    write_options = frozenset({"dataset_info", "dataset_name", "media_dir", *QWEN_FRAME_OPTIONS})
     title = "LLaMA-Factory sharegpt"
     layouts = ("json", "jsonl")
     default_layout = "json"
@@ -257,6 +261,7 @@ class SharegptCodec(Codec):
     def check_options(self, options: Options) -> None:
         """--meta is InternVL's; --dataset-info must be where LLaMA-Factory looks for it."""
         super().check_options(options)
+        check_settings(options)
         if options.dataset_name and not options.dataset_info:
             raise VlmdataError("--dataset-name names an entry of --dataset-info; pass both")
         if options.dataset_info:
@@ -318,7 +323,7 @@ class SharegptCodec(Codec):
                 f"column {spec.messages!r} must be a list of messages ({got})",
                 "fix the record, or give the dataset_info entry that names its columns",
             )
-        messages = _read_messages(raw, spec)
+        messages = _read_messages(raw, spec, QWEN_ONLY if ctx.options.qwen_model == RESIZED_MODEL else SYNTAXES)
         system_col = spec.columns.get("system")
         value = record.get(system_col) if system_col else None
         if value:  # the system column; a leading system message overrides it (LLaMA-Factory)
@@ -334,6 +339,8 @@ class SharegptCodec(Codec):
                 )
         _check_roles([m.role for m in messages])
         media = {kind: _media(record, spec.columns.get(col), kind, resolver) for col, kind in MEDIA}
+        if ctx.options.qwen_model == RESIZED_MODEL:  # LLaMA-Factory's Qwen2.5-VL data: resized pixels
+            to_resized_frame(messages, media["image"], ctx)
         counts = {kind: 0 for _, kind in MEDIA}
         for m in messages:
             for p in m.parts:
@@ -355,15 +362,32 @@ class SharegptCodec(Codec):
 
     # --- writing ---------------------------------------------------------------------------
 
-    def _writing(self, ctx: WriteContext) -> PathResolver:
+    def _writing(self, ctx: WriteContext) -> PathResolver | None:
+        """Paths are written relative to LLaMA-Factory's media_dir, or absolute when it is unknown."""
         options = ctx.options
         if options is not self._write_for:
-            resolver = ctx.resolver
-            if options.root is None and options.dataset_info:  # relative to dataset_dir = media_dir
-                media_dir = os.path.dirname(os.path.abspath(options.dataset_info))
-                resolver = PathResolver(media_dir, explicit_root=False, allow_outside=True)
+            media_dir = written_media_dir(options)
+            resolver = PathResolver(media_dir, explicit_root=False, allow_outside=True) if media_dir else None
             self._write_for, self._write_resolver = options, resolver
-        return self._write_resolver  # type: ignore[return-value]
+        return self._write_resolver
+
+    def written_root(self, options: Options, default: str) -> str:
+        return written_media_dir(options) or default
+
+    def advice(self, dst: str, options: Options) -> list[str]:
+        media_dir = written_media_dir(options)
+        if media_dir is None:
+            return [
+                "media paths were written absolute (no --dataset-info or --media-dir): LLaMA-Factory opens them "
+                "whatever its media_dir"
+            ]
+        info_dir = os.path.dirname(os.path.abspath(options.dataset_info)) if options.dataset_info else None
+        if media_dir == info_dir:
+            return [
+                f"media paths are relative to {media_dir}, LLaMA-Factory's default media_dir (the dataset_info.json "
+                "folder): leave media_dir unset"
+            ]
+        return [f"media paths are relative to {media_dir}: set media_dir: {media_dir} in LLaMA-Factory's arguments"]
 
     def encode(self, sample: Sample, ctx: WriteContext) -> dict[str, Any]:
         msgs = sample.messages
@@ -382,11 +406,7 @@ class SharegptCodec(Codec):
                     f"LLaMA-Factory aborts training on this mismatch: one <{kind}> per {kind}",
                 )
 
-        def convert(part: Boxes | Points) -> Boxes | Points:
-            if isinstance(part, Boxes):
-                return Boxes(tuple(ctx.box(sample, b, part.image_index, Frame.NORM1000) for b in part.boxes))
-            return Points(tuple(ctx.box(sample, b, part.image_index, Frame.NORM1000) for b in part.points))
-
+        convert = box_converter(sample, ctx)  # Qwen2-VL 0-1000, or Qwen2.5-VL resized pixels (--qwen-model)
         role_tag, content_tag = DEFAULT_TAGS["role_tag"], DEFAULT_TAGS["content_tag"]
         turns = []
         for m in msgs:
@@ -430,7 +450,7 @@ def _detect_spec(record: dict[str, Any]) -> Spec:
     return DETECTED[(col, tag)]
 
 
-def _read_messages(raw: list[Any], spec: Spec) -> list[Message]:
+def _read_messages(raw: list[Any], spec: Spec, syntaxes: tuple[str, ...]) -> list[Message]:
     if not raw:
         raise RecordError("the conversation is empty", "LLaMA-Factory drops such rows ('Dropped invalid example')")
     counters = Counters()
@@ -461,7 +481,7 @@ def _read_messages(raw: list[Any], spec: Spec) -> list[Message]:
             _no_media_tags(content, "the system message")
             parts: list[Part] = [Text(content)] if content else []
         else:
-            parts = parse_text(content, SYNTAXES, counters)
+            parts = parse_text(content, syntaxes, counters)
         extra = {key: v for key, v in turn.items() if key != role_tag and key != content_tag} if len(turn) > 2 else {}
         messages.append(Message(role, parts, extra))  # type: ignore[arg-type]
     return messages
@@ -527,7 +547,19 @@ def _ref(item: Any, kind: str, resolver: PathResolver, column: str | None) -> Me
     return MediaRef(item, resolver.resolve(item))
 
 
-def _out_path(media: MediaRef, resolver: PathResolver) -> Any:
+def written_media_dir(options: Options) -> str | None:
+    """The folder LLaMA-Factory joins written paths to: --media-dir, else the dataset_info folder
+    (its default media_dir is dataset_dir), else unknown (paths are written absolute)."""
+    if options.media_dir:
+        return os.path.abspath(options.media_dir)
+    if options.dataset_info:
+        return os.path.dirname(os.path.abspath(options.dataset_info))
+    return None
+
+
+def _out_path(media: MediaRef, resolver: PathResolver | None) -> Any:
+    if resolver is None:
+        return list(media.frames) if media.frames else media.resolved or media.path
     if media.frames:
         return [resolver.relative(f) for f in media.frames]
     return resolver.relative(media.resolved or media.path)

@@ -348,6 +348,7 @@ def validate(
     max_dynamic_patch: int = 12,
     min_pixels: int | None = None,
     max_pixels: int | None = None,
+    native_grounding: str | None = None,
 ) -> ValidationReport:
     """Check data files, folders or InternVL meta files; returns every finding."""
     import time
@@ -369,7 +370,8 @@ def validate(
         inspector=MediaInspector(cache_dir=cache_dir, threads=threads),
     )
     report = ValidationReport()
-    options = Options(root=root, allow_outside_root=allow_outside_root)  # the decoder itself never refuses a path
+    # the decoder itself never refuses a path
+    options = Options(root=root, allow_outside_root=allow_outside_root, native_grounding=native_grounding)
     runner = Runner(rules, ctx, report, fix, options)
     try:
         for t in expand(paths, root):

@@ -324,6 +324,36 @@ def internvl_first_turn_not_human(view: RecordView, ctx: ValidationContext) -> I
         yield from _issues("VD107", view, ctx)
 
 
+@rule(
+    "VD108",
+    "literal-markup",
+    "error",
+    "record",
+    "{where} holds {strings} as plain text, which {consumer} reads as a media tag or grounding markup: it would "
+    "place a picture or a box where the text only spoke of one; reword the text (e.g. 'image' for '<image>') "
+    "or remove it",
+    what="Reports text that the record's own format reads as plain text (an HF/TRL text block, ms-swift prose) "
+    "but that the target consumer interprets: `<image>`/`<video>` tags, InternVL `<ref>`/`<box>`, Qwen "
+    "`<|box_start|>` tokens, ms-swift `<ref-object>`/`<bbox>` placeholders. `vlmdata convert` rejects such records "
+    "with this code instead of writing them.",
+    why="Written to a tag format the literal text becomes a real tag: LLaMA-Factory aborts the run on the extra "
+    "placeholder ('The number of images does not match'), ms-swift and InternVL put the picture where the user only "
+    "wrote about it; markup becomes boxes or special tokens the data never meant. None of these consumers has a way "
+    "to escape such text.",
+    example='{"messages": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What does '
+    '<image> mean in HTML?"}]}, ...]}   <- --target llamafactory',
+    fix="Reword the text so that it no longer spells the tag or markup, or remove it.",
+)
+def literal_markup_rule(view: RecordView, ctx: ValidationContext) -> Iterator[dict[str, Any]]:
+    if view.sample is None:
+        return
+    from vlmdata.validators.check import markup_hit
+
+    hit = markup_hit(view.sample, ctx.target)
+    if hit is not None:
+        yield hit
+
+
 # --------------------------------------------------------------------------- VD11x: roles and turns
 
 

@@ -1,0 +1,126 @@
+"""The write-time check: every record ``convert`` writes is read back as its target consumer reads
+it, through the same record rules ``vlmdata validate --target T`` runs (same codes, same words).
+
+A record with an error-level finding is rejected with that finding's code and message, so that
+``validate`` on what ``convert`` wrote never finds an error. Text of the source that the target
+would read as media tags or markup (VD108) is checked on the source sample, before writing: once
+written it is indistinguishable from a real tag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from vlmdata.consumers import CONSUMER_OF_FORMAT, get_consumer
+from vlmdata.consumers.base import literal_markup
+from vlmdata.convert.codec import KEEP_NOTES, Options, Tally
+from vlmdata.convert.io import Raw
+from vlmdata.convert.pipeline import DATA_ERRORS, Decoder, describe_error
+from vlmdata.convert.registry import get_codec
+from vlmdata.errors import RecordError
+from vlmdata.media.paths import PathResolver
+from vlmdata.schemas.sample import Box, Boxes, Sample
+from vlmdata.validators.context import ValidationContext
+from vlmdata.validators.registry import Rule, selected
+from vlmdata.validators.view import RecordView, build_view
+
+# Record rules that need a whole file (duplicate ids) or a model (token budgets) say nothing here.
+NOT_PER_RECORD = ("VD120", "VD5")
+
+
+def format_hit(rule: Rule, hit: dict[str, Any]) -> str:
+    fields = {k: v for k, v in hit.items() if k not in ("line", "snippet", "fixable")}
+    try:
+        return rule.message.format(**fields)
+    except (KeyError, IndexError, ValueError):
+        return f"{rule.message} {fields}"
+
+
+def markup_hit(sample: Sample, target: str) -> dict[str, Any] | None:
+    """VD108's fields for ``sample`` against consumer ``target`` (None when its text is plain to it)."""
+    consumer = get_consumer(target)
+    found = literal_markup(sample, consumer)
+    if not found:
+        return None
+    k, strings = found[0]
+    more = f" (and {len(found) - 1} more message(s))" if len(found) > 1 else ""
+    return {
+        "where": f"message {k}{more}",
+        "strings": ", ".join(repr(s) for s in strings),
+        "consumer": consumer.title,
+    }
+
+
+def swap_reversed(sample: Sample) -> int:
+    """Swap x1/x2 and y1/y2 of boxes given as (x2, y2, x1, y1); returns how many boxes changed.
+    A box with zero width or height stays as it is (no swap makes it a box): VD201 rejects it."""
+    n = 0
+    for m in sample.messages:
+        for k, p in enumerate(m.parts):
+            if p.type != "boxes":
+                continue
+            out = []
+            changed = False
+            for b in p.boxes:  # type: ignore[union-attr]
+                if b.x2 is not None and b.y2 is not None and (b.x1 > b.x2 or b.y1 > b.y2):
+                    x1, x2 = sorted((b.x1, b.x2))
+                    y1, y2 = sorted((b.y1, b.y2))
+                    b = Box(x1, y1, x2, y2, b.frame, b.resized)
+                    changed = True
+                    n += 1
+                out.append(b)
+            if changed:
+                m.parts[k] = Boxes(tuple(out), p.image_index)  # type: ignore[union-attr]
+    return n
+
+
+class RecordChecker:
+    """Reads written records of format ``fmt`` back as its consumer does and runs the record rules."""
+
+    def __init__(self, fmt: str, name: str, out_root: str, options: Options, tally: Tally | None = None) -> None:
+        self.target = CONSUMER_OF_FORMAT[fmt]
+        self.swap = options.fix_boxes == "swap"
+        self.tally = tally if tally is not None else Tally()
+        self.fmt = fmt
+        self.name = name
+        self.rules = [
+            r
+            for r in selected(None, NOT_PER_RECORD)
+            if r.scope == "record" and r.severity == "error" and r.code not in ("VD108",)
+        ]
+        self.markup_rule = next(r for r in selected(("VD108",), None))
+        self.ctx = ValidationContext(self.target)
+        self.ctx.file_state = {}
+        # The written record is read with the target codec alone: no side files, paths where written.
+        read_options = dataclasses.replace(
+            options, dataset_info=None, dataset_name=None, meta=None, extract_images=None, allow_outside_root=True
+        )
+        resolver = PathResolver(out_root, explicit_root=False, allow_outside=True)
+        self.decoder = Decoder(get_codec(fmt), name, resolver, read_options, Tally())
+
+    def before_write(self, sample: Sample) -> None:
+        """VD108 on the source sample: text the target would read as tags or markup; and, with
+        ``--fix-boxes swap``, reversed corners swapped (noted per record)."""
+        if self.swap:
+            swapped = swap_reversed(sample)
+            if swapped:
+                self.tally.swapped_boxes += swapped
+                if len(self.tally.record_notes) < KEEP_NOTES:
+                    where = sample.origin.where() if sample.origin else "?"
+                    self.tally.record_notes.append(f"{where}: swapped the corners of {swapped} reversed box(es)")
+        hit = markup_hit(sample, self.target)
+        if hit is not None:
+            raise RecordError(f"VD108 {format_hit(self.markup_rule, hit)}")
+
+    def after_write(self, record: dict[str, Any], raw: Raw) -> None:
+        """The record rules on the written record, read back by the target codec."""
+        view: RecordView = build_view(record, self.name, raw.line, raw.index, self.fmt)
+        try:
+            view.sample = self.decoder.decode(Raw(record, raw.line, raw.index))
+        except DATA_ERRORS as exc:
+            view.decode_error = describe_error(exc)
+        self.ctx.file_state.clear()
+        for rule in self.rules:
+            for hit in rule.check(view, self.ctx):
+                raise RecordError(f"{rule.code} {format_hit(rule, hit)}")

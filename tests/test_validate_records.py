@@ -419,6 +419,14 @@ CASES.append(
         swift(user("<image>Why do the docs write ref tags?"), assistant("To mark a phrase."), images=["a.jpg"]),
     )
 )
+CASES.append(
+    (
+        "VD109",
+        "internvl",
+        ivl("https://example.com/a.jpg", human("<image>\nWhat is it?"), gpt("A cat.")),
+        ivl("a.jpg", human("<image>\nWhat is it?"), gpt("A cat.")),
+    )
+)
 
 
 def _case_id(case: tuple[str, str, dict[str, Any], dict[str, Any]]) -> str:

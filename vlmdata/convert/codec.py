@@ -40,6 +40,7 @@ class Tally:
     empty_boxes_skipped: int = 0  # COCO boxes with zero or negative width/height, left out
     unmatched_annotations: int = 0  # COCO annotations whose image_id names no entry of images
     swapped_boxes: int = 0  # reversed corners swapped (--fix-boxes swap)
+    dropped_turns: int = 0  # leading turns the source's consumer drops (LLaVA: a leading gpt turn)
     record_notes: list[str] = field(default_factory=list)  # "file:line (id): what was changed", first ones kept
     dropped_keys: Counter[str] = field(default_factory=Counter)
     frames: Counter[str] = field(default_factory=Counter)  # boxes per frame, e.g. "pixel_resized 644x420 (read)"
@@ -55,6 +56,7 @@ class Tally:
         self.empty_boxes_skipped += other.empty_boxes_skipped
         self.unmatched_annotations += other.unmatched_annotations
         self.swapped_boxes += other.swapped_boxes
+        self.dropped_turns += other.dropped_turns
         self.record_notes.extend(other.record_notes[: max(0, KEEP_NOTES - len(self.record_notes))])
         self.dropped_keys.update(other.dropped_keys)
         self.frames.update(other.frames)
@@ -93,6 +95,8 @@ class Options:
     native_grounding: str | None = None  # ms-swift input: its text also holds model-native boxes ("qwen", "internvl")
     fix_boxes: str | None = None  # "swap": reversed box corners are swapped (noted per record) instead of rejected
     media_dir: str | None = None  # LLaMA-Factory output: the media_dir its paths are written relative to
+    read_dataset_info: str | None = None  # set by the sharegpt reader: the dataset_info.json that names the input
+    read_dataset_name: str | None = None  # ... and its entry for the input file
 
 
 class ReadContext:
@@ -211,9 +215,13 @@ class Codec(ABC):
         """Write side files that describe the output (meta, dataset_info); returns their paths."""
         return []
 
-    def written_root(self, options: Options, default: str) -> str:
-        """Where the consumer resolves the relative media paths this writer wrote."""
+    def media_root(self, options: Options, default: str) -> str:
+        """Where this format's consumer resolves relative media paths (``default``: the format's usual root)."""
         return default
+
+    def prepare_input(self, path: str, options: Options) -> Options:
+        """Options for reading ``path`` that the file's surroundings imply (a dataset_info.json naming it)."""
+        return options
 
     def advice(self, dst: str, options: Options) -> list[str]:
         """What the user must set in the consumer for the output to load as written (printed)."""

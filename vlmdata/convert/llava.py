@@ -51,6 +51,17 @@ class LlavaCodec(Codec):
             return parse_text(text, syntaxes, counters, llava_frame=frame)
 
         messages = read_turns(record["conversations"], ("llava",), source=SOURCE, allow_system=False, parse=parse)
+        if messages[0].role != "user":  # LLaVA's preprocess drops a leading non-human turn: never trained on
+            if any(p.type == "image" for p in messages[0].parts):
+                raise RecordError(
+                    "conversations[0] is a gpt turn holding the <image> tag: LLaVA drops that turn, and the image "
+                    "with it",
+                    "start the record with the human turn that asks about the image",
+                )
+            messages = messages[1:]
+            ctx.tally.dropped_turns += 1
+            if not messages:
+                raise RecordError("the record is one gpt turn, which LLaVA drops", "add the human question")
         image = record.get("image")
         if image is not None and not isinstance(image, str):
             raise RecordError("image must be one path string", "LLaVA-1.5 takes one image per record")

@@ -59,6 +59,7 @@ def open_records(src: str, fmt: str | None) -> Opened:
         if custom is not None:
             layout_, records_, close_ = custom
             return Opened(own, layout_, records_, close_)
+        fmt = fmt or own.name  # a file its codec claims (e.g. named by a dataset_info.json beside it)
     layout, records, stream = read_raw(src)
     if fmt is not None:
         codec = get_codec(fmt)
@@ -157,7 +158,7 @@ class _Work:
         self.name = name
         from vlmdata.validators.check import RecordChecker  # the validator imports this module
 
-        self.checker = RecordChecker(dst_format, name, self.writer.written_root(options, out_root), options, self.tally)
+        self.checker = RecordChecker(dst_format, name, self.writer.media_root(options, out_root), options, self.tally)
 
     def run(self, chunk: list[Raw]) -> tuple[list[bytes], list[tuple[Rejection, Raw]]]:
         out: list[bytes] = []
@@ -295,6 +296,7 @@ def convert(
     target.check_options(options)
     opened = open_records(src, from_format)
     try:
+        options = opened.codec.prepare_input(src, options)
         check_applicable(options, opened.codec, target)
         if opened.codec.needs_root and options.root is None:
             raise VlmdataError(
@@ -432,6 +434,7 @@ def read(path: str, format: str | None = None, root: str | None = None, **option
     options = Options(root=root, **option_values)
     opened = open_records(path, format)
     name = display_name(path)
+    options = opened.codec.prepare_input(path, options)
     decoder = Decoder(opened.codec, name, resolver_for(opened.codec, path, options), options, Tally())
     try:
         for raw in opened.records:

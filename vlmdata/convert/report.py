@@ -107,10 +107,12 @@ class ConvertReport:
         if t.systems_merged:
             out.append(f"{t.systems_merged} system prompt(s) were merged into the first user turn")
         if t.swapped_boxes:
-            out.append(f"{t.swapped_boxes} box(es) had reversed corners and were swapped (--fix-boxes swap):")
-            out.extend(f"  {n}" for n in t.record_notes[:20])
-            if len(t.record_notes) > 20:
-                out.append(f"  ... and more ({len(t.record_notes)} record(s) noted in the JSON report)")
+            out.append(f"{t.swapped_boxes} box(es) had reversed corners and were swapped (--fix-boxes swap)")
+        if t.dropped_turns:
+            out.append(f"{t.dropped_turns} leading gpt turn(s) were dropped, as LLaVA does (it never trains on them)")
+        out.extend(t.record_notes[:20])
+        if len(t.record_notes) > 20:
+            out.append(f"... and {len(t.record_notes) - 20} more record note(s) in the JSON report (record_notes)")
         if t.frames:
             out.append(frames_note(t.frames))
         for key, n in sorted(t.dropped_keys.items()):
@@ -140,6 +142,7 @@ class ConvertReport:
             "frames": dict(self.tally.frames),
             "rejections": [r.message() for r in self.rejections],
             "swapped_boxes": self.tally.swapped_boxes,
+            "dropped_turns": self.tally.dropped_turns,
             "record_notes": self.tally.record_notes,
             "advice": self.advice,
             "side_files": self.side_files,

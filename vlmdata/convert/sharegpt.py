@@ -31,6 +31,7 @@ or updated in that file, other entries untouched. The reader and the writer shar
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -219,7 +220,9 @@ class ColumnsWriter(RecordWriter):
 
 class SharegptCodec(Codec):
     name = "sharegpt"
-    read_options = frozenset({"dataset_info", "dataset_name", *QWEN_FRAME_OPTIONS})
+    read_options = frozenset(
+        {"dataset_info", "dataset_name", "read_dataset_info", "read_dataset_name", *QWEN_FRAME_OPTIONS}
+    )
     write_options = frozenset({"dataset_info", "dataset_name", "media_dir", *QWEN_FRAME_OPTIONS})
     title = "LLaMA-Factory sharegpt"
     layouts = ("json", "jsonl")
@@ -257,6 +260,23 @@ class SharegptCodec(Codec):
         if isinstance(record.get("messages"), list):
             return 0.5  # ms-swift rows look the same; ms-swift's codec answers 0.95 for them
         return 0.0
+
+    def claims(self, path: str) -> bool:
+        """A data file named by a sharegpt entry of the dataset_info.json beside it is that entry's."""
+        return (
+            path != "-"
+            and naming_entry(os.path.join(os.path.dirname(os.path.abspath(path)), DATASET_INFO), path) is not None
+        )
+
+    def prepare_input(self, path: str, options: Options) -> Options:
+        """The dataset_info.json (given, else the one beside the file) and its entry whose file_name is ``path``."""
+        if path == "-" or options.dataset_name:
+            return options
+        info = options.dataset_info or os.path.join(os.path.dirname(os.path.abspath(path)), DATASET_INFO)
+        name = naming_entry(info, path)
+        if name is None:
+            return options
+        return dataclasses.replace(options, read_dataset_info=info, read_dataset_name=name)
 
     def check_options(self, options: Options) -> None:
         """--meta is InternVL's; --dataset-info must be where LLaMA-Factory looks for it."""
@@ -302,10 +322,11 @@ class SharegptCodec(Codec):
             resolver = ctx.resolver
             # A dataset_info file that does not exist yet is only the writer's (sharegpt -> sharegpt
             # into a new dataset folder): the layout is then detected from the data.
-            if options.dataset_info and os.path.exists(options.dataset_info):
-                spec = entry_spec(options.dataset_info, options.dataset_name)
+            info = options.read_dataset_info or options.dataset_info
+            if info and os.path.exists(info):
+                spec = entry_spec(info, options.read_dataset_name or options.dataset_name)
                 if options.root is None:  # media_dir defaults to dataset_dir
-                    media_dir = os.path.dirname(os.path.abspath(options.dataset_info))
+                    media_dir = os.path.dirname(os.path.abspath(info))
                     resolver = PathResolver(media_dir, explicit_root=False, allow_outside=options.allow_outside_root)
             elif options.dataset_name and not options.dataset_info:
                 raise VlmdataError("--dataset-name names an entry of --dataset-info; pass both")
@@ -371,7 +392,10 @@ class SharegptCodec(Codec):
             self._write_for, self._write_resolver = options, resolver
         return self._write_resolver
 
-    def written_root(self, options: Options, default: str) -> str:
+    def media_root(self, options: Options, default: str) -> str:
+        """LLaMA-Factory's media_dir: --media-dir, else the dataset_info.json folder."""
+        if options.read_dataset_info and not (options.media_dir or options.dataset_info):
+            return os.path.dirname(os.path.abspath(options.read_dataset_info))
         return written_media_dir(options) or default
 
     def advice(self, dst: str, options: Options) -> list[str]:
@@ -545,6 +569,34 @@ def _ref(item: Any, kind: str, resolver: PathResolver, column: str | None) -> Me
     if not isinstance(item, str) or not item:
         raise RecordError(f"{kind} path must be a non-empty string, got {item!r}", "fix the media list")
     return MediaRef(item, resolver.resolve(item))
+
+
+_NAMING: dict[tuple[str, float], dict[str, str]] = {}
+
+
+def naming_entry(info_path: str, data_path: str) -> str | None:
+    """The sharegpt entry of ``info_path`` whose file_name is ``data_path`` (None: none, or no such file)."""
+    try:
+        key = (os.path.abspath(info_path), os.path.getmtime(info_path))
+    except OSError:
+        return None
+    files = _NAMING.get(key)
+    if files is None:
+        files = {}
+        try:
+            with open(info_path, "rb") as f:
+                info = orjson.loads(f.read())
+        except (OSError, orjson.JSONDecodeError):
+            info = None
+        folder = os.path.dirname(key[0])
+        if isinstance(info, dict):
+            for name, entry in info.items():
+                if isinstance(entry, dict) and entry.get("formatting") == "sharegpt":
+                    file_name = entry.get("file_name")
+                    if isinstance(file_name, str) and file_name:
+                        files.setdefault(os.path.normpath(os.path.join(folder, file_name)), name)
+        _NAMING[key] = files
+    return files.get(os.path.abspath(data_path))
 
 
 def written_media_dir(options: Options) -> str | None:

@@ -211,12 +211,15 @@ class Runner:
         self.ctx.new_file()
         self.ctx.file_state["file"] = fv  # record rules may need the file (e.g. its meta entry's max_dynamic_patch)
         root = target.root if target.root is not None else self.options.root
-        in_root = root if root is not None else default_root(opened.codec, target.path)
+        options = opened.codec.prepare_input(target.path, self.options)
+        in_root = (
+            root if root is not None else opened.codec.media_root(options, default_root(opened.codec, target.path))
+        )
         resolver = PathResolver(in_root, explicit_root=root is not None, allow_outside=True)
         self.ctx.resolver = PathResolver(
             in_root, explicit_root=root is not None, allow_outside=self.options.allow_outside_root
         )
-        decoder = Decoder(opened.codec, target.path, resolver, self.options, Tally())
+        decoder = Decoder(opened.codec, target.path, resolver, options, Tally())
         fixes: dict[int, dict[str, Any]] = {}
         try:
             for chunk in _chunks(opened.records, CHUNK, self, target.path):
@@ -264,7 +267,10 @@ class Runner:
             return
         items: list[MediaView] = []
         for view in views:
-            for kind, paths in (("image", view.images), ("video", view.videos)):
+            blocks = view.block_media
+            images = view.images + [p for k, p in blocks if k == "image"] if blocks else view.images
+            videos = view.videos + [p for k, p in blocks if k == "video"] if blocks else view.videos
+            for kind, paths in (("image", images), ("video", videos)):
                 for k, path in enumerate(paths):
                     declared = view.declared_sizes[k] if kind == "image" and k < len(view.declared_sizes) else None
                     resolved, error = None, None

@@ -354,6 +354,32 @@ def literal_markup_rule(view: RecordView, ctx: ValidationContext) -> Iterator[di
         yield hit
 
 
+@rule(
+    "VD109",
+    "remote-media-unsupported",
+    "error",
+    "record",
+    "{kind} {url!r} is a URL: {effect}; download it and write the local path (or target a consumer that fetches "
+    "URLs: ms-swift, TRL)",
+    what="Reports http(s) media URLs for targets whose loaders open local files only: InternVL, LLaMA-Factory, "
+    "LLaVA-1.5 and Qwen's fine-tuning code. `vlmdata convert` refuses to write such records for those targets.",
+    why="InternVL joins the URL to its root, fails to open it and silently trains a random other record instead; "
+    "LLaMA-Factory opens media with PIL, which cannot fetch a URL, and the whole run aborts; LLaVA and Qwen join "
+    "it to their image folder and fail. ms-swift and TRL (HF datasets) fetch URLs themselves.",
+    example='{"image": "https://example.com/cat.jpg", "conversations": [...]}   <- --target internvl',
+    fix="Download the media and point the record at the local copy.",
+)
+def remote_media_unsupported(view: RecordView, ctx: ValidationContext) -> Iterator[dict[str, Any]]:
+    consumer = get_consumer(ctx.target)
+    if consumer.urls:
+        return
+    media = [("image", p) for p in view.images] + [("video", p) for p in view.videos] + view.block_media
+    for kind, path in media:
+        if path.startswith(("http://", "https://")):
+            yield {"kind": kind, "url": path[:200], "effect": consumer.url_effect}
+            return
+
+
 # --------------------------------------------------------------------------- VD11x: roles and turns
 
 

@@ -227,7 +227,8 @@ def errors_after_convert(folder: Path, src: Path, fmt: str, to: str, **kw: Any) 
     report = vlmdata.convert(str(src), str(out), to=to, from_format=fmt, **kw)
     if report.written == 0:
         return report, []
-    found = validate(str(out), target=CONSUMER_OF_FORMAT[to], from_format=to, ignore=["VD5"])
+    # the media root the consumer is told (InternVL's meta root, LLaVA's --image_folder...) is the convert root
+    found = validate(str(out), target=CONSUMER_OF_FORMAT[to], from_format=to, ignore=["VD5"], root=kw.get("root"))
     return report, [f"{f.code} {f.where()}: {f.message}" for f in found.findings if f.severity == "error"]
 
 

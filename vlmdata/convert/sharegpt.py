@@ -276,6 +276,10 @@ class SharegptCodec(Codec):
         name = naming_entry(info, path)
         if name is None:
             return options
+        try:
+            entry_spec(info, name)
+        except VlmdataError:  # an unusable entry: the columns come from the data, validate's VD43x says why
+            return options
         return dataclasses.replace(options, read_dataset_info=info, read_dataset_name=name)
 
     def check_options(self, options: Options) -> None:

@@ -10,7 +10,7 @@ validator rules (``vlmdata validate``) both ask these objects; neither holds its
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +69,10 @@ class Consumer:
     url_effect: str = ""  # what it does with a URL when it does not
     # --- grounding
     grounding: str = ""  # the syntax and frame it reads, for messages
+    # --- role order
+    sequence: Callable[[list[Any]], str | None] | None = None  # turns -> why it refuses their order (VD112)
+    sequence_effect: str = ""  # what it does then
+    rewrites: Callable[[list[Any]], Iterator[dict[str, Any]]] | None = None  # turns -> orders it rewrites (VD113)
     # --- record keys
     top_keys: frozenset[str] = frozenset()
     top_prefixes: tuple[str, ...] = ()

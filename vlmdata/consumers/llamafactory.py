@@ -16,7 +16,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from vlmdata.consumers.base import (
+    ANSWER_ROLES,
     KINDS,
+    QUERY_ROLES,
     Consumer,
     Issue,
     TurnMedia,
@@ -26,7 +28,7 @@ from vlmdata.consumers.base import (
 )
 
 if TYPE_CHECKING:
-    from vlmdata.validators.view import RecordView
+    from vlmdata.validators.view import RecordView, Turn
 
 
 def analyse(view: RecordView, tms: list[TurnMedia], out: list[Issue]) -> None:
@@ -52,6 +54,26 @@ def analyse(view: RecordView, tms: list[TurnMedia], out: list[Issue]) -> None:
             out.append(("VD105", unread(kind, system, "LLaMA-Factory moves the system turn into the system prompt")))
 
 
+def sequence(turns: list[Turn]) -> str | None:
+    """SharegptDatasetConverter: [system], then user/observation and assistant/function_call alternating, in pairs."""
+    roles = [t.role for t in turns]
+    start = 1 if roles and roles[0] == "system" else 0
+    body = turns[start:]
+    for j, t in enumerate(body):
+        expected = QUERY_ROLES if j % 2 == 0 else ANSWER_ROLES
+        if t.role not in expected:
+            want = "a user (or observation)" if j % 2 == 0 else "an assistant (or function_call)"
+            return f"{t.key} is a {t.role} turn where {want} turn must come ('Invalid role tag')"
+    if not body:
+        return "there is no user/assistant turn ('Invalid message count')"
+    if len(body) % 2:
+        return (
+            f"{len(body)} turns after the system turn, an odd number: the last user turn has no answer "
+            "('Invalid message count')"
+        )
+    return None
+
+
 CONSUMER = Consumer(
     name="llamafactory",
     title="LLaMA-Factory",
@@ -61,6 +83,8 @@ CONSUMER = Consumer(
     role_effect="LLaMA-Factory logs 'Invalid role tag' and skips the row",
     system="first",
     system_effect="LLaMA-Factory logs 'Invalid role tag' and skips the row",
+    sequence=sequence,
+    sequence_effect="LLaMA-Factory skips the row",
     analyse_media=analyse,
     interpreted=(
         "<image>",

@@ -8,7 +8,8 @@ asserts human/gpt alternation; the role map has only human/gpt (a system turn is
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from vlmdata.consumers.base import (
     Consumer,
@@ -20,7 +21,7 @@ from vlmdata.consumers.base import (
 )
 
 if TYPE_CHECKING:
-    from vlmdata.validators.view import RecordView
+    from vlmdata.validators.view import RecordView, Turn
 
 
 def analyse(view: RecordView, tms: list[TurnMedia], out: list[Issue]) -> None:
@@ -82,6 +83,25 @@ def analyse(view: RecordView, tms: list[TurnMedia], out: list[Issue]) -> None:
         out.append(("VD102", surplus("image", n, 0, keeps)))
 
 
+def sequence(turns: list[Turn]) -> str | None:
+    """preprocess: a leading non-human turn is dropped, then roles must alternate human/gpt (an assertion)."""
+    body = turns[1:] if turns and turns[0].raw_role != "human" else turns
+    for j, t in enumerate(body):
+        expected = "human" if j % 2 == 0 else "gpt"
+        if t.raw_role != expected:
+            return f"{t.key} is from={t.raw_role!r} where LLaVA asserts {expected!r} (roles must alternate)"
+    return None
+
+
+def rewrites(turns: list[Turn]) -> Iterator[dict[str, Any]]:
+    if turns[0].raw_role != "human" and all(t.role != "system" for t in turns):
+        yield {
+            "what": f"{turns[0].key} is from={turns[0].raw_role!r}, not 'human'",
+            "effect": "LLaVA skips a leading non-human turn: it is not trained on",
+            "fix": "add the human question it answers, or drop the turn",
+        }
+
+
 CONSUMER = Consumer(
     name="llava",
     title="LLaVA-1.5",
@@ -91,6 +111,9 @@ CONSUMER = Consumer(
     role_effect="LLaVA raises KeyError and the run stops",
     system="none",
     system_effect="LLaVA's roles are human/gpt only: KeyError 'system' stops the run",
+    sequence=sequence,
+    sequence_effect="the assertion stops the LLaVA run",
+    rewrites=rewrites,
     analyse_media=analyse,
     interpreted=("<image>",),
     paths="--image_folder (os.path.join(image_folder, image))",

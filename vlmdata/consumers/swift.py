@@ -10,7 +10,9 @@ are filled from ``objects``). Relative media paths resolve against the working d
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any
 
 from vlmdata.consumers.base import (
     KINDS,
@@ -22,10 +24,11 @@ from vlmdata.consumers.base import (
     plural,
     surplus,
     tags_text,
+    where_text,
 )
 
 if TYPE_CHECKING:
-    from vlmdata.validators.view import RecordView
+    from vlmdata.validators.view import RecordView, Turn
 
 
 def analyse(view: RecordView, tms: list[TurnMedia], out: list[Issue]) -> None:
@@ -73,6 +76,27 @@ ROLE_ALIASES = {
     "observations": "tool_response",
 }
 
+
+def rewrites(turns: list[Turn]) -> Iterator[dict[str, Any]]:
+    """MessagesPreprocessor merges consecutive user (or assistant) messages; the template puts an empty
+    user turn before a leading assistant turn (an assistant-only row is pretraining data: not reported)."""
+    body = [t for t in turns if t.role != "system"]
+    runs = [(a, b) for a, b in pairwise(body) if a.role == b.role and a.role in ("user", "assistant")]
+    if runs:
+        roles = "/".join(sorted({a.role for a, _b in runs}))
+        yield {
+            "what": f"consecutive {roles} messages ({where_text([f'{a.key}+{b.key}' for a, b in runs])})",
+            "effect": "ms-swift merges each run into one message (the texts are concatenated without a separator)",
+            "fix": "merge them yourself or add the missing turn between them",
+        }
+    if body[0].role == "assistant" and any(t.role == "user" for t in body):
+        yield {
+            "what": f"the conversation starts with an assistant turn ({body[0].key})",
+            "effect": "ms-swift inserts an empty user turn before it and trains it as the answer to nothing",
+            "fix": "add the question that turn answers, or drop the turn",
+        }
+
+
 CONSUMER = Consumer(
     name="swift",
     title="ms-swift",
@@ -82,6 +106,7 @@ CONSUMER = Consumer(
     role_effect="ms-swift fails on the role and deletes the row",
     system="first",
     system_effect="ms-swift accepts a system message only first; the role assertion fails and the row is deleted",
+    rewrites=rewrites,
     analyse_media=analyse,
     interpreted=("<image>", "<video>", "<audio>", "<ref-object>", "<bbox>"),
     paths="the working directory of the training run (then ROOT_IMAGE_DIR)",

@@ -20,7 +20,6 @@ hf        {"type": "image"} blocks     a string first user message gets every im
 from __future__ import annotations
 
 from collections.abc import Iterator
-from itertools import pairwise
 from typing import Any
 
 import orjson
@@ -449,34 +448,6 @@ def system_turn_unsupported(view: RecordView, ctx: ValidationContext) -> Iterato
         yield {"where": where_text(found), "effect": consumer.system_effect}
 
 
-def _llamafactory_sequence(turns: list[Turn]) -> str | None:
-    roles = [t.role for t in turns]
-    start = 1 if roles and roles[0] == "system" else 0
-    body = turns[start:]
-    for j, t in enumerate(body):
-        expected = QUERY_ROLES if j % 2 == 0 else ANSWER_ROLES
-        if t.role not in expected:
-            want = "a user (or observation)" if j % 2 == 0 else "an assistant (or function_call)"
-            return f"{t.key} is a {t.role} turn where {want} turn must come ('Invalid role tag')"
-    if not body:
-        return "there is no user/assistant turn ('Invalid message count')"
-    if len(body) % 2:
-        return (
-            f"{len(body)} turns after the system turn, an odd number: the last user turn has no answer "
-            "('Invalid message count')"
-        )
-    return None
-
-
-def _llava_sequence(turns: list[Turn]) -> str | None:
-    body = turns[1:] if turns and turns[0].raw_role != "human" else turns
-    for j, t in enumerate(body):
-        expected = "human" if j % 2 == 0 else "gpt"
-        if t.raw_role != expected:
-            return f"{t.key} is from={t.raw_role!r} where LLaVA asserts {expected!r} (roles must alternate)"
-    return None
-
-
 @rule(
     "VD112",
     "role-sequence-rejected",
@@ -493,20 +464,16 @@ def _llava_sequence(turns: list[Turn]) -> str | None:
     fix="Merge consecutive turns of one role, add the missing answer, or drop the unanswered last question.",
 )
 def role_sequence_rejected(view: RecordView, ctx: ValidationContext) -> Iterator[dict[str, Any]]:
-    if ctx.target not in ("llamafactory", "llava") or not view.turns or _unknown_roles(view, ctx):
+    consumer = get_consumer(ctx.target)
+    if consumer.sequence is None or not view.turns or _unknown_roles(view, ctx):
         return
-    if any(t.role == "system" for t in view.turns[1 if ctx.target == "llamafactory" else 0 :]):
+    if any(t.role == "system" for t in view.turns[1 if consumer.system == "first" else 0 :]):
         return  # VD110 / VD111 report it
-    if ctx.target == "llamafactory":
-        problem = _llamafactory_sequence(view.turns)
-        effect = "LLaMA-Factory skips the row"
-    else:
-        problem = _llava_sequence(view.turns)
-        effect = "the assertion stops the LLaVA run"
+    problem = consumer.sequence(view.turns)
     if problem:
         yield {
             "what": problem,
-            "effect": effect,
+            "effect": consumer.sequence_effect,
             "fix": "merge consecutive turns of one role, add the missing turn, or drop the unanswered last question",
         }
 
@@ -528,30 +495,11 @@ def role_sequence_rejected(view: RecordView, ctx: ValidationContext) -> Iterator
     fix="Merge the turns yourself, or add the missing turn.",
 )
 def role_sequence_rewritten(view: RecordView, ctx: ValidationContext) -> Iterator[dict[str, Any]]:
+    consumer = get_consumer(ctx.target)
     turns = [t for t in view.turns if t.role != "system"]
-    if not turns or _unknown_roles(view, ctx):
+    if consumer.rewrites is None or not turns or _unknown_roles(view, ctx):
         return
-    if ctx.target == "swift":
-        runs = [(a, b) for a, b in pairwise(turns) if a.role == b.role and a.role in ("user", "assistant")]
-        if runs:
-            roles = "/".join(sorted({a.role for a, _b in runs}))
-            yield {
-                "what": f"consecutive {roles} messages ({where_text([f'{a.key}+{b.key}' for a, b in runs])})",
-                "effect": "ms-swift merges each run into one message (the texts are concatenated without a separator)",
-                "fix": "merge them yourself or add the missing turn between them",
-            }
-        if turns[0].role == "assistant" and any(t.role == "user" for t in turns):
-            yield {
-                "what": f"the conversation starts with an assistant turn ({turns[0].key})",
-                "effect": "ms-swift inserts an empty user turn before it and trains it as the answer to nothing",
-                "fix": "add the question that turn answers, or drop the turn",
-            }
-    elif ctx.target == "llava" and view.turns[0].raw_role != "human" and len(turns) == len(view.turns):
-        yield {
-            "what": f"{view.turns[0].key} is from={view.turns[0].raw_role!r}, not 'human'",
-            "effect": "LLaVA skips a leading non-human turn: it is not trained on",
-            "fix": "add the human question it answers, or drop the turn",
-        }
+    yield from consumer.rewrites(view.turns)
 
 
 @rule(

@@ -173,7 +173,7 @@ class _Work:
                 sample = decode(raw)
                 before(sample)
                 record = encode(sample, wctx)
-                after(record, raw)
+                after(record, raw, sample)
                 out.append(dumps(record))
             except DATA_ERRORS as exc:
                 rejected.append((rejection_for(self.name, raw, exc, record_id_of(raw)), raw))

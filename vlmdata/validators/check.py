@@ -10,6 +10,7 @@ written it is indistinguishable from a real tag.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 from vlmdata.consumers import CONSUMER_OF_FORMAT, get_consumer
@@ -19,7 +20,7 @@ from vlmdata.convert.io import Raw
 from vlmdata.convert.pipeline import DATA_ERRORS, Decoder, describe_error
 from vlmdata.convert.registry import get_codec
 from vlmdata.errors import RecordError
-from vlmdata.media.paths import PathResolver
+from vlmdata.media.paths import PathResolver, is_remote
 from vlmdata.schemas.sample import Box, Boxes, Sample
 from vlmdata.validators.context import ValidationContext
 from vlmdata.validators.registry import Rule, selected
@@ -50,6 +51,50 @@ def markup_hit(sample: Sample, target: str) -> dict[str, Any] | None:
         "strings": ", ".join(repr(s) for s in strings),
         "consumer": consumer.title,
     }
+
+
+SHAPES_KEPT = 4096
+EXACT_KEYS = frozenset({"role", "from", "type"})  # role names and block types: kept as they are
+PATH_KEYS = frozenset({"image", "images", "video", "videos", "audio", "audios", "path", "url", "image_url"})
+_MARKUP = re.compile(r"<[^<>\s]{1,40}>\n?")
+
+
+def shape_of(value: Any, key: str = "") -> Any:
+    """What the error-level record rules can see of a record without boxes, as a hashable value.
+
+    Those rules read keys, role values and block types, the media tags and markup in text (with the
+    newline after a tag: InternVL reads ``<video>\n``), whether a text is empty, how many media there
+    are and whether a path is a URL or a folder, and the kind of each value. Text is reduced to its
+    tags and its emptiness, paths to (empty?, URL?, folder?), numbers to their type: two records with one
+    shape get one verdict. Only clean verdicts are kept; a record whose shape has not passed yet is
+    checked in full (so a message always names the record's own turns).
+    """
+    t = type(value)
+    if t is dict:
+        return tuple([(k, _str_shape(v, k) if type(v) is str else shape_of(v, k)) for k, v in value.items()])
+    if t is list:
+        return (list, *[_str_shape(v, key) if type(v) is str else shape_of(v, key) for v in value])
+    if t is str:
+        return _str_shape(value, key)
+    return t
+
+
+def _str_shape(value: str, key: str) -> Any:
+    if key in EXACT_KEYS:
+        return value
+    if key in PATH_KEYS:
+        return (not value, is_remote(value), value.endswith("/"))
+    if "<" not in value:
+        return not value.strip()
+    return (not value.strip(), *_MARKUP.findall(value))
+
+
+def has_grounding(sample: Sample) -> bool:
+    for m in sample.messages:
+        for p in m.parts:
+            if p.type == "boxes" or p.type == "points":
+                return True
+    return False
 
 
 def swap_reversed(sample: Sample) -> int:
@@ -98,6 +143,7 @@ class RecordChecker:
         )
         resolver = PathResolver(out_root, explicit_root=False, allow_outside=True)
         self.decoder = Decoder(get_codec(fmt), name, resolver, read_options, Tally())
+        self.clean: set[Any] = set()  # shapes of records without boxes that passed every rule
 
     def before_write(self, sample: Sample) -> None:
         """VD108 on the source sample: text the target would read as tags or markup; and, with
@@ -113,14 +159,28 @@ class RecordChecker:
         if hit is not None:
             raise RecordError(f"VD108 {format_hit(self.markup_rule, hit)}")
 
-    def after_write(self, record: dict[str, Any], raw: Raw) -> None:
-        """The record rules on the written record, read back by the target codec."""
+    def after_write(self, record: dict[str, Any], raw: Raw, sample: Sample | None = None) -> None:
+        """The record rules on the written record. A record with boxes or points is read back by the
+        target codec (the box rules read boxes in the frame the target reads them in); the others are
+        read as written (media tags, roles, keys, paths: all their rules need), and a record whose
+        shape (``shape_of``) already passed is not checked again."""
+        grounded = sample is None or has_grounding(sample)
+        key = None
+        if not grounded:
+            key = shape_of(record)
+            if key in self.clean:
+                return
         view: RecordView = build_view(record, self.name, raw.line, raw.index, self.fmt)
-        try:
-            view.sample = self.decoder.decode(Raw(record, raw.line, raw.index))
-        except DATA_ERRORS as exc:
-            view.decode_error = describe_error(exc)
+        if grounded:
+            try:
+                view.sample = self.decoder.decode(Raw(record, raw.line, raw.index))
+            except DATA_ERRORS as exc:
+                view.decode_error = describe_error(exc)
         self.ctx.file_state.clear()
         for rule in self.rules:
             for hit in rule.check(view, self.ctx):
                 raise RecordError(f"{rule.code} {format_hit(rule, hit)}")
+        if key is not None:
+            if len(self.clean) >= SHAPES_KEPT:
+                self.clean.clear()
+            self.clean.add(key)

@@ -160,10 +160,9 @@ class RecordChecker:
             raise RecordError(f"VD108 {format_hit(self.markup_rule, hit)}")
 
     def after_write(self, record: dict[str, Any], raw: Raw, sample: Sample | None = None) -> None:
-        """The record rules on the written record. A record with boxes or points is read back by the
-        target codec (the box rules read boxes in the frame the target reads them in); the others are
-        read as written (media tags, roles, keys, paths: all their rules need), and a record whose
-        shape (``shape_of``) already passed is not checked again."""
+        """The record rules on the written record, read back by the target codec (the box rules read
+        boxes in the frame the target reads them in; VD002 when the target's reader refuses it). A
+        record without boxes whose shape (``shape_of``) already passed is not checked again."""
         grounded = sample is None or has_grounding(sample)
         key = None
         if not grounded:
@@ -171,11 +170,10 @@ class RecordChecker:
             if key in self.clean:
                 return
         view: RecordView = build_view(record, self.name, raw.line, raw.index, self.fmt)
-        if grounded:
-            try:
-                view.sample = self.decoder.decode(Raw(record, raw.line, raw.index))
-            except DATA_ERRORS as exc:
-                view.decode_error = describe_error(exc)
+        try:  # read back: boxes in the target's frame, and the target reader's own refusals (VD002)
+            view.sample = self.decoder.decode(Raw(record, raw.line, raw.index))
+        except DATA_ERRORS as exc:
+            view.decode_error = describe_error(exc)
         self.ctx.file_state.clear()
         for rule in self.rules:
             for hit in rule.check(view, self.ctx):

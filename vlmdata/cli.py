@@ -273,6 +273,11 @@ def print_report(report: ConvertReport) -> None:
 @click.option("--max-pixels", "max_pixels", type=click.IntRange(1), help="Qwen smart_resize max_pixels.")
 @click.option("--root", help="Media root (default: the format's own, see `vlmdata convert --help`).")
 @click.option("--allow-outside-root", is_flag=True, help="Do not report media paths that leave the root.")
+@click.option(
+    "--native-grounding",
+    type=click.Choice(["qwen", "internvl", "both"]),
+    help="ms-swift files: their text also holds the trained model's own box markup; check it as boxes.",
+)
 @click.option("--select", help="Comma-separated rule code prefixes to run (default: all), e.g. VD1,VD301.")
 @click.option("--ignore", help="Comma-separated rule code prefixes to skip.")
 @click.option("--fix", is_flag=True, help="Apply the safe fixes in place (the files are rewritten atomically).")

@@ -53,6 +53,7 @@ def markup_hit(sample: Sample, target: str) -> dict[str, Any] | None:
     }
 
 
+CONVERT_FIXES = {"VD201": "or convert with --fix-boxes swap (reversed corners swapped, noted per record)"}
 SHAPES_KEPT = 4096
 EXACT_KEYS = frozenset({"role", "from", "type"})  # role names and block types: kept as they are
 PATH_KEYS = frozenset({"image", "images", "video", "videos", "audio", "audios", "path", "url", "image_url"})
@@ -177,7 +178,7 @@ class RecordChecker:
         self.ctx.file_state.clear()
         for rule in self.rules:
             for hit in rule.check(view, self.ctx):
-                raise RecordError(f"{rule.code} {format_hit(rule, hit)}")
+                raise RecordError(f"{rule.code} {format_hit(rule, hit)}", CONVERT_FIXES.get(rule.code, ""))
         if key is not None:
             if len(self.clean) >= SHAPES_KEPT:
                 self.clean.clear()

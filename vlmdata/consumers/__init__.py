@@ -2,6 +2,11 @@
 
 One module per consumer; this registry is the only other place that names them. A format's
 default consumer is one line of ``CONSUMER_OF_FORMAT``.
+
+Adding a consumer: write ``vlmdata/consumers/<name>.py`` with its ``CONSUMER = Consumer(...)`` (the
+facts, each with its upstream source) and add it to ``CONSUMER_PATHS`` (and, when a format is read
+by it by default, to ``CONSUMER_OF_FORMAT``). ``validate --target <name>`` and the write-time check
+of ``convert`` then use it; the rules ask ``get_consumer(target)``.
 """
 
 from __future__ import annotations

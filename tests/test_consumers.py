@@ -413,3 +413,27 @@ def test_every_target_has_one_consumer_module():
         c = get_consumer(name)
         assert c.name == name and c.raw_roles and c.role_effect and c.paths and c.grounding
     assert set(CONSUMER_OF_FORMAT.values()) == set(TARGETS)
+
+
+# --------------------------------------------------------------------------- the write-time check stays exact when fast
+
+
+def test_a_box_emptied_by_the_target_frame_is_rejected_after_a_clean_record_of_the_same_shape(tmp_path: Path):
+    make_image(tmp_path / "a.jpg", (4000, 3000))
+    clean = objects_row([100, 100, 900, 300], tmp_path / "a.jpg")
+    # 1 norm1000 step = 4 px here: x1 = 100 -> round(25.0) = 25 and x2 = 101 -> round(25.25) = 25, so the
+    # box that is fine in pixels is empty in InternVL's 0-1000 frame
+    emptied = objects_row([100, 100, 101, 300], tmp_path / "a.jpg")
+    reversed_ = objects_row([900, 100, 100, 300], tmp_path / "a.jpg")
+    report, out = convert(tmp_path, [clean, emptied, clean, reversed_], "internvl")
+    assert [(r.line, r.error.split(" ", 1)[0]) for r in report.rejections] == [(2, "VD201"), (4, "VD201")]
+    assert "[25, 33, 25, 100]" in report.rejections[0].error  # y: round(100/3000*1000)=33, round(300/3000*1000)=100
+    assert len(written(out)) == 2
+
+
+def test_a_record_of_a_passed_shape_is_still_refused_when_its_own_media_is_a_url(tmp_path: Path):
+    make_image(tmp_path / "a.jpg", (64, 48))
+    ok = swift_row("What?", "A cat.", images=[str(tmp_path / "a.jpg")])
+    url = swift_row("What?", "A cat.", images=["https://example.com/cat.jpg"])
+    report, _ = convert(tmp_path, [ok, ok, url], "internvl")
+    assert [(r.line, r.error.split(" ", 1)[0]) for r in report.rejections] == [(3, "VD109")]

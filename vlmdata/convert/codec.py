@@ -128,6 +128,7 @@ class WriteContext:
         self.options = options
         self.tally = tally
         self.sizes = SizeCache()
+        self.written_boxes: list[Box] | None = None  # the boxes of the record being written, in their frame
 
     def image_size(self, sample: Sample, index: int) -> tuple[int, int]:
         if index >= len(sample.images):
@@ -151,7 +152,14 @@ class WriteContext:
     def box(self, sample: Sample, box: Box, image_index: int, frame: Frame) -> Box:
         out, clamped = convert_box(box, frame, lambda: self.image_size(sample, image_index))
         self.tally.clamped += clamped
+        if self.written_boxes is not None:
+            self.written_boxes.append(out)
         return out
+
+    def note_box(self, box: Box) -> None:
+        """A box a writer moved into its frame itself (not through ``box``): kept for the write-time check."""
+        if self.written_boxes is not None:
+            self.written_boxes.append(box)
 
     def out_path(self, media: MediaRef, absolute: bool) -> str:
         """The path to write: absolute for ms-swift, relative to the root for the others."""

@@ -172,8 +172,9 @@ class _Work:
             try:
                 sample = decode(raw)
                 before(sample)
+                wctx.written_boxes = boxes = []
                 record = encode(sample, wctx)
-                after(record, raw, sample)
+                after(record, raw, sample, boxes)
                 out.append(dumps(record))
             except DATA_ERRORS as exc:
                 rejected.append((rejection_for(self.name, raw, exc, record_id_of(raw)), raw))

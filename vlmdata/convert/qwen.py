@@ -400,6 +400,7 @@ def box_converter(sample: Sample, ctx: WriteContext) -> Callable[[Boxes | Points
         for b in items:
             box, clamped = convert_box(b, Frame.PIXEL_RESIZED, lambda: size, resized=resized)
             ctx.tally.clamped += clamped
+            ctx.note_box(box)
             moved.append(box)
         ctx.tally.frames[f"pixel_resized {resized[0]}x{resized[1]} (written)"] += len(moved)
         return Boxes(tuple(moved), index) if isinstance(part, Boxes) else Points(tuple(moved), index)

@@ -157,6 +157,7 @@ class LegacyObjects(PlaceholderRenderer):
     def _convert(self, box: Box, frame: Frame, image_index: int) -> list[float]:
         out, clamped = convert_box(box, frame, lambda: self.ctx.image_size(self.sample, image_index))
         self.ctx.tally.clamped += clamped
+        self.ctx.note_box(out)
         return [int(v) if isinstance(v, float) and v.is_integer() else v for v in out.coords()]
 
     def finish(self) -> list[dict[str, Any]]:

@@ -437,3 +437,21 @@ def test_a_record_of_a_passed_shape_is_still_refused_when_its_own_media_is_a_url
     url = swift_row("What?", "A cat.", images=["https://example.com/cat.jpg"])
     report, _ = convert(tmp_path, [ok, ok, url], "internvl")
     assert [(r.line, r.error.split(" ", 1)[0]) for r in report.rejections] == [(3, "VD109")]
+
+
+def test_validate_reads_qwen25_boxes_in_the_frame_convert_wrote(tmp_path: Path):
+    from click.testing import CliRunner
+
+    from vlmdata.cli import main
+
+    make_image(tmp_path / "a.jpg", (2000, 1500))
+    row = objects_row([1500, 100, 1900, 1400], tmp_path / "a.jpg")
+    _report, out = convert(tmp_path, [row], "sharegpt", qwen_model="qwen2.5-vl")
+    # smart_resize: 2000/28=71.4 -> 1988, 1500/28=53.6 -> 1512; round(1500*1988/2000)=1491, round(100*1512/1500)=101,
+    # round(1900*1988/2000)=1889 (1888.6), round(1400*1512/1500)=1411 (1411.2)
+    assert written(out)[0]["conversations"][1]["value"] == "<|box_start|>(1491,101),(1889,1411)<|box_end|>"
+    as_0_1000 = vlmdata.validate(str(out), target="llamafactory", select=["VD2"])
+    assert [f.code for f in as_0_1000.findings] == ["VD202"]  # 1491 read as 0-1000 is out of range
+    assert vlmdata.validate(str(out), target="llamafactory", select=["VD2"], qwen_model="qwen2.5-vl").errors == 0
+    cli = CliRunner().invoke(main, ["validate", str(out), "--select", "VD2", "--qwen-model", "qwen2.5-vl"])
+    assert cli.exit_code == 0, cli.output

@@ -228,7 +228,10 @@ def errors_after_convert(folder: Path, src: Path, fmt: str, to: str, **kw: Any) 
     if report.written == 0:
         return report, []
     # the media root the consumer is told (InternVL's meta root, LLaVA's --image_folder...) is the convert root
-    found = validate(str(out), target=CONSUMER_OF_FORMAT[to], from_format=to, ignore=["VD5"], root=kw.get("root"))
+    frame = {"qwen_model": kw["qwen_model"]} if "qwen_model" in kw else {}  # the frame the consumer is told
+    found = validate(
+        str(out), target=CONSUMER_OF_FORMAT[to], from_format=to, ignore=["VD5"], root=kw.get("root"), **frame
+    )
     return report, [f"{f.code} {f.where()}: {f.message}" for f in found.findings if f.severity == "error"]
 
 

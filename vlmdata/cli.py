@@ -278,6 +278,13 @@ def print_report(report: ConvertReport) -> None:
     type=click.Choice(["qwen", "internvl", "both"]),
     help="ms-swift files: their text also holds the trained model's own box markup; check it as boxes.",
 )
+@click.option(
+    "--qwen-model",
+    type=click.Choice(["qwen2-vl", "qwen2.5-vl", "qwen3-vl"]),
+    help="Qwen and LLaMA-Factory files: the box frame (qwen2.5-vl: pixels of the smart-resized image, with "
+    "--min-pixels/--max-pixels/--image-max-pixels); default 0-1000.",
+)
+@click.option("--image-max-pixels", type=click.IntRange(1), help="LLaMA-Factory's image_max_pixels (Qwen2.5-VL frame).")
 @click.option("--select", help="Comma-separated rule code prefixes to run (default: all), e.g. VD1,VD301.")
 @click.option("--ignore", help="Comma-separated rule code prefixes to skip.")
 @click.option("--fix", is_flag=True, help="Apply the safe fixes in place (the files are rewritten atomically).")

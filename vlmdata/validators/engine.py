@@ -355,6 +355,8 @@ def validate(
     min_pixels: int | None = None,
     max_pixels: int | None = None,
     native_grounding: str | None = None,
+    qwen_model: str | None = None,
+    image_max_pixels: int | None = None,
 ) -> ValidationReport:
     """Check data files, folders or InternVL meta files; returns every finding."""
     import time
@@ -377,7 +379,13 @@ def validate(
     )
     report = ValidationReport()
     # the decoder itself never refuses a path
-    options = Options(root=root, allow_outside_root=allow_outside_root, native_grounding=native_grounding)
+    frame: dict[str, Any] = {"qwen_model": qwen_model} if qwen_model else {}  # Qwen2.5-VL: resized-pixel boxes
+    if qwen_model:
+        frame.update(
+            {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v is not None},
+            image_max_pixels=image_max_pixels,
+        )
+    options = Options(root=root, allow_outside_root=allow_outside_root, native_grounding=native_grounding, **frame)
     runner = Runner(rules, ctx, report, fix, options)
     try:
         for t in expand(paths, root):

@@ -455,3 +455,18 @@ def test_validate_reads_qwen25_boxes_in_the_frame_convert_wrote(tmp_path: Path):
     assert vlmdata.validate(str(out), target="llamafactory", select=["VD2"], qwen_model="qwen2.5-vl").errors == 0
     cli = CliRunner().invoke(main, ["validate", str(out), "--select", "VD2", "--qwen-model", "qwen2.5-vl"])
     assert cli.exit_code == 0, cli.output
+
+
+def test_the_python_write_api_refuses_what_the_consumer_would_misread(tmp_path: Path):
+    from vlmdata.errors import RecordError
+    from vlmdata.schemas.sample import Box, Boxes, Frame, ImageSlot, MediaRef, Message, Sample, Text
+
+    make_image(tmp_path / "a.jpg", (640, 480))
+    box = Boxes((Box(300, 250, 100, 50, Frame.PIXEL),))
+    sample = Sample(
+        [Message("user", [ImageSlot(0), Text("Where?")]), Message("assistant", [box])],
+        [MediaRef("a.jpg", str(tmp_path / "a.jpg"))],
+    )
+    with pytest.raises(RecordError, match="VD201"):
+        vlmdata.write([sample], str(tmp_path / "o.jsonl"), "internvl", root=str(tmp_path))
+    assert not (tmp_path / "o.jsonl").exists()

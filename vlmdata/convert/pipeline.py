@@ -465,7 +465,8 @@ def write(
 ) -> int:
     """Write ``samples`` to ``path`` in ``format`` atomically; returns how many were written.
 
-    A sample that the format cannot hold raises RecordError and nothing is written.
+    A sample that the format cannot hold, or that its consumer would read otherwise (the record
+    rules of ``validate``, as in ``convert``), raises RecordError and nothing is written.
     """
     options = Options(root=root, **option_values)
     codec = get_codec(format)
@@ -473,10 +474,17 @@ def write(
     writer = codec.open_output(path, out_layout, options) or RecordWriter(path, out_layout)
     resolver = PathResolver(root or os.getcwd(), explicit_root=root is not None, allow_outside=True)
     ctx = WriteContext(resolver, options, Tally())
+    from vlmdata.validators.check import RecordChecker  # the validator imports this module
+
+    checker = RecordChecker(format, display_name(path), codec.media_root(options, resolver.root), options, ctx.tally)
     try:
-        for sample in samples:
+        for k, sample in enumerate(samples):
             try:
-                writer.write(codec.encode(sample, ctx))
+                checker.before_write(sample)
+                ctx.written_boxes = boxes = []
+                record = codec.encode(sample, ctx)
+                checker.after_write(record, Raw(record, None, k), sample, boxes)  # as convert: the consumer's rules
+                writer.write(record)
             except RecordError as exc:
                 exc.where = sample.origin.where() if sample.origin else exc.where
                 raise

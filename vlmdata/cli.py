@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from vlmdata.consumers import TARGETS as CONSUMER_TARGETS
 from vlmdata.convert.pipeline import convert as run_convert
 from vlmdata.convert.registry import FORMATS
 from vlmdata.convert.report import ConvertReport
@@ -249,7 +250,7 @@ def print_report(report: ConvertReport) -> None:
 @click.argument("paths", nargs=-1, required=True)
 @click.option(
     "--target",
-    type=click.Choice(["internvl", "llamafactory", "swift", "llava", "qwen", "hf"]),
+    type=click.Choice(list(CONSUMER_TARGETS)),
     help="Check against this consumer's rules (default: the one that reads the file's format).",
 )
 @click.option("--from", "from_format", type=click.Choice(list(FORMATS)), help="Input format (default: detected).")

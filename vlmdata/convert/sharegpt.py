@@ -419,21 +419,8 @@ class SharegptCodec(Codec):
 
     def encode(self, sample: Sample, ctx: WriteContext) -> dict[str, Any]:
         msgs = sample.messages
-        _check_roles([m.role for m in msgs])
-        if msgs[0].role == "system" and any(p.type in ("image", "video", "audio") for p in msgs[0].parts):
-            raise RecordError(
-                "the system prompt holds a media tag",
-                "LLaMA-Factory neither counts nor replaces media tags in the system prompt: move it to a user turn",
-            )
-        for key, kind in MEDIA:
-            n_tags = sum(1 for m in msgs for p in m.parts if p.type == kind)
-            n_media = len(getattr(sample, key))
-            if n_tags != n_media:
-                raise RecordError(
-                    f"{n_tags} <{kind}> tag(s) but {n_media} {kind}(s)",
-                    f"LLaMA-Factory aborts training on this mismatch: one <{kind}> per {kind}",
-                )
-
+        # Role order, tag counts and tags in the system prompt are LLaMA-Factory's rules (consumers/
+        # llamafactory.py): the write-time check refuses such records with their code (VD110/VD112/VD101).
         convert = box_converter(sample, ctx)  # Qwen2-VL 0-1000, or Qwen2.5-VL resized pixels (--qwen-model)
         role_tag, content_tag = DEFAULT_TAGS["role_tag"], DEFAULT_TAGS["content_tag"]
         turns = []

@@ -63,7 +63,8 @@ def sequence(turns: list[Turn]) -> str | None:
         expected = QUERY_ROLES if j % 2 == 0 else ANSWER_ROLES
         if t.role not in expected:
             want = "a user (or observation)" if j % 2 == 0 else "an assistant (or function_call)"
-            return f"{t.key} is a {t.role} turn where {want} turn must come ('Invalid role tag')"
+            article = "an" if t.role[0] in "aeiou" else "a"
+            return f"{t.key} is {article} {t.role} turn where {want} turn must come ('Invalid role tag')"
     if not body:
         return "there is no user/assistant turn ('Invalid message count')"
     if len(body) % 2:

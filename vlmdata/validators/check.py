@@ -136,6 +136,8 @@ class RecordChecker:
             for r in selected(None, NOT_PER_RECORD)
             if r.scope == "record" and r.severity == "error" and r.code not in ("VD108",)
         ]
+        # the consumer's own rules first; VD002 (its reader refuses the record) says least, so it comes last
+        self.rules.sort(key=lambda r: r.code == "VD002")
         self.markup_rule = next(r for r in selected(("VD108",), None))
         self.ctx = ValidationContext(self.target)
         self.ctx.file_state = {}

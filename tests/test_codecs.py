@@ -163,13 +163,13 @@ def test_legacy_norm_1000_is_the_x999_scale(tmp_path: Path):
         "query": "<image>Find <bbox>",
         "response": "<ref-object>",
         "images": ["/nowhere.jpg"],
-        "objects": [{"caption": "c", "bbox": [999, 0, 499, 999], "bbox_type": "norm_1000", "image": 0}],
+        "objects": [{"caption": "c", "bbox": [499, 0, 999, 999], "bbox_type": "norm_1000", "image": 0}],
     }
     src = write_jsonl(tmp_path / "in.jsonl", [row])
     box = next(vlmdata.read(str(src))).messages[0].parts[2].boxes[0]
     assert box.frame is Frame.NORM999
     _report, out = convert(tmp_path, [row], "internvl")
-    assert "[[1000, 0, 499, 1000]]" in read_jsonl(out)[0]["conversations"][0]["value"]  # 499/999*1000 = 499.5 -> 499
+    assert "[[499, 0, 1000, 1000]]" in read_jsonl(out)[0]["conversations"][0]["value"]  # 499/999*1000 = 499.5 -> 499
 
 
 def test_legacy_history_string_and_system(tmp_path: Path):
@@ -347,7 +347,7 @@ def test_points_survive_internvl(tmp_path: Path):
             "images": ["/a.png"],
         }
     ]
-    _report, out = convert(tmp_path, rows, "internvl")
+    _report, out = convert(tmp_path, rows, "internvl", native_grounding="qwen")
     assert read_jsonl(out)[0]["conversations"][1]["value"] == "<box>[[246, 113]]</box>"
     sample = next(vlmdata.read(str(out)))
     assert isinstance(sample.messages[1].parts[0], Points)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -165,7 +166,7 @@ def test_string_content_gets_every_image_before_the_first_user_text(tmp_path: Pa
         {"type": "text", "text": "Compare them."},
     ]
     assert out["messages"][0]["content"] == [{"type": "text", "text": "Be brief."}]
-    assert out["images"] == ["a.png", "b.png"]
+    assert out["images"] == [str(tmp_path / "a.png"), str(tmp_path / "b.png")]  # absolute (see the module doc)
 
 
 def test_placeholders_fill_in_order_and_inline_payloads_keep_their_place(tmp_path: Path):
@@ -248,7 +249,8 @@ def test_prompt_completion_rows_read_and_write(tmp_path: Path):
         root=str(tmp_path),
         hf_layout="prompt-completion",
     )
-    assert read_jsonl(tmp_path / "pc.jsonl") == [row]
+    # written paths are absolute: datasets' Image, like the reader, resolves relative ones against the working dir
+    assert read_jsonl(tmp_path / "pc.jsonl") == [dict(row, images=[str(tmp_path / "a.png")])]
 
 
 # --- writing ------------------------------------------------------------------------------------
@@ -326,7 +328,7 @@ def test_swift_to_parquet_shards_and_back(tmp_path: Path, embed: bool):
         assert without_nulls(row["messages"]) == want["messages"]
         for image, path in zip(row["images"], want["images"], strict=True):
             if embed:
-                assert image["path"] == path  # sample_data's images sit directly in the root
+                assert image["path"] == os.path.basename(path)  # the embedded image is named by its file name
                 assert image["bytes"] == (IMAGES / path).read_bytes()
             else:
                 assert image == {"bytes": None, "path": path}

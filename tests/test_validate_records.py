@@ -411,6 +411,24 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
 ]
 
 
+CASES.append(
+    (
+        "VD108",
+        "internvl",  # ms-swift prose quoting InternVL markup: text to ms-swift, a ref to InternVL
+        swift(user("<image>Why do the docs write <ref>cat</ref>?"), assistant("To mark a phrase."), images=["a.jpg"]),
+        swift(user("<image>Why do the docs write ref tags?"), assistant("To mark a phrase."), images=["a.jpg"]),
+    )
+)
+CASES.append(
+    (
+        "VD109",
+        "internvl",
+        ivl("https://example.com/a.jpg", human("<image>\nWhat is it?"), gpt("A cat.")),
+        ivl("a.jpg", human("<image>\nWhat is it?"), gpt("A cat.")),
+    )
+)
+
+
 def _case_id(case: tuple[str, str, dict[str, Any], dict[str, Any]]) -> str:
     return f"{case[0]}-{case[1]}"
 
@@ -694,7 +712,9 @@ def test_points_and_native_box_syntaxes(tmp_path: Path):
             images=["a.jpg"],
         ),
     ]
-    report = run(tmp_path / "b", rows, "swift", ["VD2"])
+    # ms-swift itself reads such markup as text: no boxes unless the rows hold the model's own syntax
+    assert codes(run(tmp_path / "b0", rows, "swift", ["VD2"])) == []
+    report = run(tmp_path / "b", rows, "swift", ["VD2"], native_grounding="qwen")
     assert [(f.index, f.code) for f in report.findings] == [(1, "VD201")]
     assert "('cat') in messages[1]" in report.findings[0].message
     # legacy ms-swift norm_1000 is 0-999

@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from vlmdata.console import EXIT_USAGE, err, error, exit_for, json_text, say, signals_unwind
+from vlmdata.consumers import TARGETS as CONSUMER_TARGETS
 from vlmdata.convert.pipeline import convert as run_convert
 from vlmdata.convert.registry import FORMATS
 from vlmdata.convert.report import ConvertReport
@@ -55,6 +56,17 @@ def main(debug: bool) -> None:
 @click.option("--allow-outside-root", is_flag=True, help="Allow media paths that leave the root (../, symlinks).")
 @click.option("--relative-paths", is_flag=True, help="ms-swift output: keep paths relative (set ROOT_IMAGE_DIR).")
 @click.option(
+    "--fix-boxes",
+    type=click.Choice(["swap"]),
+    help="Reversed box corners (x2 < x1 or y2 < y1): swap them, with a note per record (default: reject, VD201).",
+)
+@click.option(
+    "--native-grounding",
+    type=click.Choice(["qwen", "internvl", "both"]),
+    help="ms-swift input: its text also holds the trained model's own box markup (Qwen2-VL tokens, InternVL "
+    "<ref>/<box>); read it as boxes (default: it is text, as it is to ms-swift).",
+)
+@click.option(
     "--system",
     "system",
     type=click.Choice(["reject", "drop", "merge"]),
@@ -85,6 +97,12 @@ def main(debug: bool) -> None:
     metavar="PATH",
     help="LLaMA-Factory dataset_info.json: --from sharegpt reads the entry's columns/tags (media under its "
     "folder unless --root); --to sharegpt adds/updates the output's entry.",
+)
+@click.option(
+    "--media-dir",
+    metavar="DIR",
+    help="--to sharegpt: write media paths relative to this folder (LLaMA-Factory's media_dir; default: the "
+    "--dataset-info folder, else absolute paths).",
 )
 @click.option(
     "--dataset-name",
@@ -245,7 +263,7 @@ def print_report(report: ConvertReport) -> None:
 @click.argument("paths", nargs=-1, required=True)
 @click.option(
     "--target",
-    type=click.Choice(["internvl", "llamafactory", "swift", "llava", "qwen", "hf"]),
+    type=click.Choice(list(CONSUMER_TARGETS)),
     help="Check against this consumer's rules (default: the one that reads the file's format).",
 )
 @click.option("--from", "from_format", type=click.Choice(list(FORMATS)), help="Input format (default: detected).")
@@ -269,6 +287,18 @@ def print_report(report: ConvertReport) -> None:
 @click.option("--max-pixels", "max_pixels", type=click.IntRange(1), help="Qwen smart_resize max_pixels.")
 @click.option("--root", help="Media root (default: the format's own, see `vlmdata convert --help`).")
 @click.option("--allow-outside-root", is_flag=True, help="Do not report media paths that leave the root.")
+@click.option(
+    "--native-grounding",
+    type=click.Choice(["qwen", "internvl", "both"]),
+    help="ms-swift files: their text also holds the trained model's own box markup; check it as boxes.",
+)
+@click.option(
+    "--qwen-model",
+    type=click.Choice(["qwen2-vl", "qwen2.5-vl", "qwen3-vl"]),
+    help="Qwen and LLaMA-Factory files: the box frame (qwen2.5-vl: pixels of the smart-resized image, with "
+    "--min-pixels/--max-pixels/--image-max-pixels); default 0-1000.",
+)
+@click.option("--image-max-pixels", type=click.IntRange(1), help="LLaMA-Factory's image_max_pixels (Qwen2.5-VL frame).")
 @click.option("--select", help="Comma-separated rule code prefixes to run (default: all), e.g. VD1,VD301.")
 @click.option("--ignore", help="Comma-separated rule code prefixes to skip.")
 @click.option("--fix", is_flag=True, help="Apply the safe fixes in place (the files are rewritten atomically).")

@@ -53,6 +53,7 @@ INPUT_ONLY = "COCO is an input format; convert from it with --from coco"
 
 class CocoCodec(Codec):
     name = "coco"
+    read_options = frozenset({"coco_task", "coco_prompt", "coco_answer", "coco_empty_answer", "coco_crowd"})
     needs_root = True
     title = "COCO instances JSON"
     layouts = ("json",)

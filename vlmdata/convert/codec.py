@@ -6,6 +6,7 @@ A codec turns one record of its format into a canonical ``Sample`` (``decode``) 
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ from vlmdata.schemas.sample import Box, Frame, MediaRef, Origin, Sample
 
 Layout = Literal["jsonl", "json", "parquet"]  # parquet: HF datasets files (the hf codec's own writer)
 SystemPolicy = Literal["reject", "drop", "merge"]
+KEEP_NOTES = 1000  # per-record notes kept in a report (all are counted)
 
 
 @dataclass
@@ -37,6 +39,9 @@ class Tally:
     crowd_skipped: int = 0  # COCO crowd boxes (iscrowd=1) left out (--coco-crowd skip)
     empty_boxes_skipped: int = 0  # COCO boxes with zero or negative width/height, left out
     unmatched_annotations: int = 0  # COCO annotations whose image_id names no entry of images
+    swapped_boxes: int = 0  # reversed corners swapped (--fix-boxes swap)
+    dropped_turns: int = 0  # leading turns the source's consumer drops (LLaVA: a leading gpt turn)
+    record_notes: list[str] = field(default_factory=list)  # "file:line (id): what was changed", first ones kept
     dropped_keys: Counter[str] = field(default_factory=Counter)
     frames: Counter[str] = field(default_factory=Counter)  # boxes per frame, e.g. "pixel_resized 644x420 (read)"
 
@@ -50,6 +55,9 @@ class Tally:
         self.crowd_skipped += other.crowd_skipped
         self.empty_boxes_skipped += other.empty_boxes_skipped
         self.unmatched_annotations += other.unmatched_annotations
+        self.swapped_boxes += other.swapped_boxes
+        self.dropped_turns += other.dropped_turns
+        self.record_notes.extend(other.record_notes[: max(0, KEEP_NOTES - len(self.record_notes))])
         self.dropped_keys.update(other.dropped_keys)
         self.frames.update(other.frames)
 
@@ -84,6 +92,11 @@ class Options:
     extract_images: str | None = None  # HF parquet input: write embedded image bytes to files in this folder
     hf_layout: str = "messages"  # HF output columns: "messages" or "prompt-completion" (TRL)
     hf_boxes: str = "qwen"  # HF output box text: "qwen" (Qwen2-VL tokens) or "internvl", both 0-1000
+    native_grounding: str | None = None  # ms-swift input: its text also holds model-native boxes ("qwen", "internvl")
+    fix_boxes: str | None = None  # "swap": reversed box corners are swapped (noted per record) instead of rejected
+    media_dir: str | None = None  # LLaMA-Factory output: the media_dir its paths are written relative to
+    read_dataset_info: str | None = None  # set by the sharegpt reader: the dataset_info.json that names the input
+    read_dataset_name: str | None = None  # ... and its entry for the input file
 
 
 class ReadContext:
@@ -115,6 +128,7 @@ class WriteContext:
         self.options = options
         self.tally = tally
         self.sizes = SizeCache()
+        self.written_boxes: list[Box] | None = None  # the boxes of the record being written, in their frame
 
     def image_size(self, sample: Sample, index: int) -> tuple[int, int]:
         if index >= len(sample.images):
@@ -138,7 +152,14 @@ class WriteContext:
     def box(self, sample: Sample, box: Box, image_index: int, frame: Frame) -> Box:
         out, clamped = convert_box(box, frame, lambda: self.image_size(sample, image_index))
         self.tally.clamped += clamped
+        if self.written_boxes is not None:
+            self.written_boxes.append(out)
         return out
+
+    def note_box(self, box: Box) -> None:
+        """A box a writer moved into its frame itself (not through ``box``): kept for the write-time check."""
+        if self.written_boxes is not None:
+            self.written_boxes.append(box)
 
     def out_path(self, media: MediaRef, absolute: bool) -> str:
         """The path to write: absolute for ms-swift, relative to the root for the others."""
@@ -160,6 +181,8 @@ class Codec(ABC):
     boxes: ClassVar[str]
     absolute_paths: ClassVar[bool] = False  # where relative media paths resolve by default
     needs_root: ClassVar[bool] = False  # media paths mean nothing without --root (COCO file names)
+    read_options: ClassVar[frozenset[str]] = frozenset()  # Options fields reading this format uses
+    write_options: ClassVar[frozenset[str]] = frozenset()  # Options fields writing this format uses
     schema: ClassVar[TypeAdapter[Any]]
     known_keys: ClassVar[frozenset[str]]
 
@@ -208,6 +231,18 @@ class Codec(ABC):
         """Write side files that describe the output (meta, dataset_info); returns their paths."""
         return []
 
+    def media_root(self, options: Options, default: str) -> str:
+        """Where this format's consumer resolves relative media paths (``default``: the format's usual root)."""
+        return default
+
+    def prepare_input(self, path: str, options: Options) -> Options:
+        """Options for reading ``path`` that the file's surroundings imply (a dataset_info.json naming it)."""
+        return options
+
+    def advice(self, dst: str, options: Options) -> list[str]:
+        """What the user must set in the consumer for the output to load as written (printed)."""
+        return []
+
     def load(self, payload: bytes | Any) -> dict[str, Any]:
         """Parse (bytes) and validate the record's shape in pydantic's core."""
         try:
@@ -227,6 +262,38 @@ class Codec(ABC):
                 ctx.tally.dropped_keys[k] += 1
             else:
                 out[k] = v
+
+
+GENERAL_OPTIONS = frozenset({"root", "allow_outside_root", "fix_boxes"})  # every pair uses these
+
+
+def check_applicable(options: Options, reader: Codec | None, writer: Codec | None) -> None:
+    """An option that neither the reader nor the writer uses is a usage error, never ignored."""
+    used = set(GENERAL_OPTIONS)
+    if reader is not None:
+        used |= reader.read_options
+    if writer is not None:
+        used |= writer.write_options
+    defaults = Options()
+    for f in dataclasses.fields(Options):
+        if f.name not in used and getattr(options, f.name) != getattr(defaults, f.name):
+            flag = "--" + f.name.replace("_", "-")
+            sides = []
+            if reader is not None:
+                sides.append(f"reading {reader.title}")
+            if writer is not None:
+                sides.append(f"writing {writer.title}")
+            users = [c.name for c in _all_codecs() if f.name in c.write_options or f.name in c.read_options]
+            raise VlmdataError(
+                f"{flag} does not apply to {' or '.join(sides)}: it would be ignored; drop it"
+                + (f" (it is used with: {', '.join(users)})" if users else "")
+            )
+
+
+def _all_codecs() -> list[Codec]:
+    from vlmdata.convert.registry import FORMATS
+
+    return list(FORMATS.values())
 
 
 def shape_error(exc: ValidationError, title: str) -> RecordError:

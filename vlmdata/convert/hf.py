@@ -10,7 +10,7 @@ tool. Text is text: a literal ``<image>`` inside a text block stays text (7.3 #1
 InternVL grounding markup in text is parsed into boxes (0-1000).
 
 Writing gives every message a block list (``{"type": "text", "text": ..}`` and ``{"type":
-"image"}`` in place), the images in slot order in ``images`` (paths relative to the root), boxes as
+"image"}`` in place), the images in slot order in ``images`` (absolute paths unless ``--relative-paths``), boxes as
 Qwen2-VL tokens on 0-1000 (``--hf-boxes internvl`` for InternVL tags), ``prompt``/``completion``
 with ``--hf-layout prompt-completion`` (the completion = the trailing assistant turns).
 
@@ -37,6 +37,7 @@ from typing import Any
 
 import orjson
 
+from vlmdata.consumers.base import MEDIA_BLOCKS
 from vlmdata.convert.codec import Codec, Layout, Options, ReadContext, WriteContext
 from vlmdata.convert.grounding import Counters, parse_text, render_parts
 from vlmdata.convert.io import Raw
@@ -59,7 +60,6 @@ from vlmdata.schemas.sample import (
 
 ROLES_IN = {"system": "system", "user": "user", "assistant": "assistant", "tool": "tool_response"}
 ROLES_OUT = {"system": "system", "user": "user", "assistant": "assistant", "tool_response": "tool"}
-MEDIA_BLOCKS = {"image": "image", "image_url": "image", "video": "video", "video_url": "video"}
 SYNTAXES = ("internvl", "qwen")
 MESSAGE_KEYS = ("role", "content")
 CONVERSATION_COLUMNS = ("messages", "prompt", "completion")
@@ -221,6 +221,8 @@ def _column(record: dict[str, Any], key: str, alias: str, kind: str, ctx: ReadCo
 
 class HfCodec(Codec):
     name = "hf"
+    read_options = frozenset({"extract_images"})
+    write_options = frozenset({"embed_images", "shard_size", "hf_layout", "hf_boxes", "relative_paths"})
     title = "HF/TRL messages"
     layouts = ("jsonl", "json", "parquet")
     fields = (
@@ -485,7 +487,7 @@ class _MessageWriter:
         if kind == "video":
             if media.frames:
                 raise RecordError("the video is a list of frame files", "HF rows take one video file per video")
-            self.videos.append(self.ctx.out_path(media, absolute=False))
+            self.videos.append(self.ctx.out_path(media, absolute=True))
         elif self.ctx.options.embed_images:
             resolved = media.resolved or media.path
             if is_remote(resolved):
@@ -493,8 +495,8 @@ class _MessageWriter:
             if not os.path.isfile(resolved):
                 raise RecordError(f"image {media.path!r} is not a file ({resolved})", "fix the path or the --root")
             self.images.append({"path": os.path.basename(resolved), "file": resolved})  # bytes read by the writer
-        else:
-            self.images.append(self.ctx.out_path(media, absolute=False))
+        else:  # absolute: datasets' Image (and the reader) resolve a relative path against the working directory
+            self.images.append(self.ctx.out_path(media, absolute=True))
 
 
 # --------------------------------------------------------------------------- parquet files

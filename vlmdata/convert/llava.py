@@ -13,7 +13,7 @@ from typing import Any
 
 from vlmdata.convert.codec import Codec, Layout, ReadContext, WriteContext
 from vlmdata.convert.grounding import Counters, parse_text
-from vlmdata.convert.placeholders import count_slots, reconcile, slot_roles
+from vlmdata.convert.placeholders import reconcile, slot_roles
 from vlmdata.convert.turns import apply_system_policy, read_turns, write_turns
 from vlmdata.errors import RecordError
 from vlmdata.schemas.llava import LLAVA_RECORD
@@ -24,6 +24,8 @@ SOURCE = "LLaVA-1.5"
 
 class LlavaCodec(Codec):
     name = "llava"
+    read_options = frozenset({"llava_padded"})
+    write_options = frozenset({"llava_padded", "system"})
     title = "LLaVA-1.5 JSON"
     layouts = ("json",)
     default_layout = "json"
@@ -49,6 +51,17 @@ class LlavaCodec(Codec):
             return parse_text(text, syntaxes, counters, llava_frame=frame)
 
         messages = read_turns(record["conversations"], ("llava",), source=SOURCE, allow_system=False, parse=parse)
+        if messages[0].role != "user":  # LLaVA's preprocess drops a leading non-human turn: never trained on
+            if any(p.type == "image" for p in messages[0].parts):
+                raise RecordError(
+                    "conversations[0] is a gpt turn holding the <image> tag: LLaVA drops that turn, and the image "
+                    "with it",
+                    "start the record with the human turn that asks about the image",
+                )
+            messages = messages[1:]
+            ctx.tally.dropped_turns += 1
+            if not messages:
+                raise RecordError("the record is one gpt turn, which LLaVA drops", "add the human question")
         image = record.get("image")
         if image is not None and not isinstance(image, str):
             raise RecordError("image must be one path string", "LLaVA-1.5 takes one image per record")
@@ -71,11 +84,8 @@ class LlavaCodec(Codec):
             raise RecordError(f"{len(sample.images)} images in one record", "LLaVA-1.5 takes one image per record")
         if sample.videos or sample.audios:
             raise RecordError("the record has video or audio", "LLaVA-1.5 takes images only")
-        if count_slots(sample.messages, "image") != len(sample.images):
-            raise RecordError("the <image> tags do not match the image", "one <image> per image")
-        outside = slot_roles(sample.messages, "image") - {"user"}
-        if outside:
-            raise RecordError(f"<image> in {'/'.join(sorted(outside))} turns", "LLaVA reads it in human turns")
+        # tag placement and turn order are LLaVA's rules (consumers/llava.py): the write-time check refuses
+        # a record LLaVA would misread with their code (VD101, VD112)
         sample = apply_system_policy(sample, ctx, SOURCE)
         out: dict[str, Any] = {"id": _id(sample)}
         if sample.images:

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import pydantic_core
 
-from vlmdata.convert.codec import Codec, Options, ReadContext, Tally, WriteContext
+from vlmdata.convert.codec import Codec, Options, ReadContext, Tally, WriteContext, check_applicable
 from vlmdata.convert.io import Raw, RecordWriter, SyntaxErrorInFile, TooDeep, read_raw
 from vlmdata.convert.registry import FORMATS, detect, get_codec
 from vlmdata.convert.report import ConvertReport, Rejection, safe_value
@@ -66,6 +66,7 @@ def open_records(src: str, fmt: str | None) -> Opened:
         if custom is not None:
             layout_, records_, close_ = custom
             return Opened(own, layout_, records_, close_)
+        fmt = fmt or own.name  # a file its codec claims (e.g. named by a dataset_info.json beside it)
     layout, records, stream = read_raw(src)
     if fmt is not None:
         codec = get_codec(fmt)
@@ -186,6 +187,9 @@ class _Work:
         self.decoder = Decoder(self.reader, name, in_resolver, options, self.tally)
         self.wctx = WriteContext(out_resolver, options, self.tally)
         self.name = name
+        from vlmdata.validators.check import RecordChecker  # the validator imports this module
+
+        self.checker = RecordChecker(dst_format, name, self.writer.media_root(options, out_root), options, self.tally)
 
     def run(self, chunk: list[Raw]) -> tuple[list[bytes], list[tuple[Rejection, Raw]]]:
         out: list[bytes] = []
@@ -194,9 +198,15 @@ class _Work:
         decode = self.decoder.decode
         encode = self.writer.encode
         wctx = self.wctx
+        before, after = self.checker.before_write, self.checker.after_write
         for raw in chunk:
             try:
-                out.append(dumps(encode(decode(raw), wctx)))
+                sample = decode(raw)
+                before(sample)
+                wctx.written_boxes = boxes = []
+                record = encode(sample, wctx)
+                after(record, raw, sample, boxes)
+                out.append(dumps(record))
             except DATA_ERRORS as exc:
                 rejected.append((rejection_for(self.name, raw, exc, record_id_of(raw)), raw))
         return out, rejected
@@ -366,6 +376,8 @@ def convert(
     check_run_paths(src, target, dst, rejects, options)
     opened = open_records(src, from_format)
     try:
+        options = opened.codec.prepare_input(src, options)
+        check_applicable(options, opened.codec, target)
         if opened.codec.needs_root and options.root is None:
             raise VlmdataError(
                 f"{display_name(src)}: {opened.codec.title} names images by file name only; "
@@ -395,6 +407,7 @@ def convert(
                 raise
             report.written = writer.count
             report.side_files = target.after_write(dst, report.written, in_root, options)
+            report.advice = target.advice(dst, options)
     finally:
         opened.close()
     report.seconds = time.perf_counter() - started
@@ -500,6 +513,7 @@ def read(path: str, format: str | None = None, root: str | None = None, **option
     options = Options(root=root, **option_values)
     opened = open_records(path, format)
     name = display_name(path)
+    options = opened.codec.prepare_input(path, options)
     decoder = Decoder(opened.codec, name, resolver_for(opened.codec, path, options), options, Tally())
     try:
         for raw in opened.records:
@@ -529,19 +543,27 @@ def write(
 ) -> int:
     """Write ``samples`` to ``path`` in ``format`` atomically; returns how many were written.
 
-    A sample that the format cannot hold raises RecordError and nothing is written.
+    A sample that the format cannot hold, or that its consumer would read otherwise (the record
+    rules of ``validate``, as in ``convert``), raises RecordError and nothing is written.
     """
     options = Options(root=root, **option_values)
     codec = get_codec(format)
     out_layout = output_layout(codec, path, layout)
     resolver = PathResolver(root or os.getcwd(), explicit_root=root is not None, allow_outside=True)
     ctx = WriteContext(resolver, options, Tally())
+    from vlmdata.validators.check import RecordChecker  # the validator imports this module
+
+    checker = RecordChecker(format, display_name(path), codec.media_root(options, resolver.root), options, ctx.tally)
     with transaction():
         writer = codec.open_output(path, out_layout, options) or RecordWriter(path, out_layout)
         try:
-            for sample in samples:
+            for k, sample in enumerate(samples):
                 try:
-                    writer.write(codec.encode(sample, ctx))
+                    checker.before_write(sample)
+                    ctx.written_boxes = boxes = []
+                    record = codec.encode(sample, ctx)
+                    checker.after_write(record, Raw(record, None, k), sample, boxes)  # as convert: the consumer's rules
+                    writer.write(record)
                 except RecordError as exc:
                     exc.where = sample.origin.where() if sample.origin else exc.where
                     raise

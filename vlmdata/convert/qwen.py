@@ -46,6 +46,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from vlmdata.consumers.base import TO_FROM
+from vlmdata.consumers.qwen import mismatch_message
 from vlmdata.convert.codec import Codec, Layout, Options, ReadContext, WriteContext
 from vlmdata.convert.frames import convert_box
 from vlmdata.convert.grounding import render_parts
@@ -59,6 +61,7 @@ from vlmdata.schemas.sample import Box, Boxes, Frame, MediaRef, Message, Part, P
 SOURCE = "Qwen-VL fine-tuning"
 MODELS = ("qwen2-vl", "qwen2.5-vl", "qwen3-vl")
 RESIZED_MODEL = "qwen2.5-vl"
+QWEN_FRAME_OPTIONS = frozenset({"qwen_model", "max_pixels", "min_pixels", "image_max_pixels"})
 BOX_SYNTAXES = ("tokens", "json")
 GROUNDING_KEYS = ("bbox_2d", "point_2d")
 _HINTS = ('"bbox_2d"', '"point_2d"')
@@ -66,7 +69,6 @@ _TOKEN_HINTS = ("<|box_start|>", "<|object_ref_start|>", *_HINTS)
 _FENCE = re.compile(r"```json[ \t]*\r?\n(.*?)\r?\n?[ \t]*```", re.S)
 _DECODER = json.JSONDecoder()
 _INVALID = object()
-_TO_FROM = {"user": "human", "assistant": "gpt"}
 
 
 def check_settings(options: Options) -> None:
@@ -333,22 +335,83 @@ def check_slots(messages: list[Message], n_images: int, n_videos: int) -> None:
                 f"move the <{kind}> tag into a human turn",
             )
         n_tags = count_slots(messages, kind)
-        if n_tags > n_media:
+        message = mismatch_message(kind, n_tags, n_media)
+        if message:
             raise RecordError(
-                f"{n_tags} <{kind}> placeholder(s) but {n_media} {kind}(s): Qwen's loader raises "
-                f"'Number of <{kind}> placeholders exceeds the number of provided {kind}s'",
-                f"add the missing {kind}(s) to the record or remove the surplus <{kind}> tags",
+                f"{n_tags} <{kind}> placeholder(s) but {n_media} {kind}(s): Qwen's loader raises '{message}'",
+                f"add the missing {kind}(s) to the record or remove the surplus <{kind}> tags"
+                if n_tags > n_media
+                else f"put one <{kind}> tag per {kind} in the human turns (Qwen does not insert them)",
             )
-        if n_tags < n_media:
-            raise RecordError(
-                f"{n_tags} <{kind}> placeholder(s) but {n_media} {kind}(s): Qwen's loader raises "
-                f"'{n_media - n_tags} {kind}(s) remain unused (not consumed by placeholders)'",
-                f"put one <{kind}> tag per {kind} in the human turns (Qwen does not insert them)",
-            )
+
+
+def to_resized_frame(messages: list[Message], images: list[MediaRef], ctx: ReadContext) -> None:
+    """Qwen2.5-VL: the parsed numbers are pixels of each image's smart-resized size."""
+    resized: dict[int, tuple[int, int]] = {}
+    for m in messages:
+        for k, part in enumerate(m.parts):
+            if not isinstance(part, Boxes | Points):
+                continue
+            index = part.image_index
+            if index not in resized:
+                resized[index] = _resized(images, index, ctx)
+            size = resized[index]
+            items = part.boxes if isinstance(part, Boxes) else part.points
+            moved = tuple(Box(b.x1, b.y1, b.x2, b.y2, Frame.PIXEL_RESIZED, size) for b in items)
+            m.parts[k] = Boxes(moved, index) if isinstance(part, Boxes) else Points(moved, index)
+            ctx.tally.frames[f"pixel_resized {size[0]}x{size[1]} (read)"] += len(moved)
+
+
+def _resized(images: list[MediaRef], index: int, ctx: ReadContext) -> tuple[int, int]:
+    if index >= len(images):
+        raise RecordError(
+            f"the record has boxes but {'no image' if not images else f'no image {index}'}: Qwen2.5-VL boxes are "
+            "pixels of the smart-resized image, which cannot be known without it",
+            "add the image, or read with --qwen-model qwen2-vl/qwen3-vl if the boxes are 0-1000",
+        )
+    media = images[index]
+    try:
+        size = ctx.image_size(media)
+    except RecordError as exc:
+        raise RecordError(
+            f"Qwen2.5-VL boxes are pixels of the smart-resized image: {exc.what}",
+            "fix the path or --root (Qwen joins image paths to data_path)",
+        ) from None
+    return resized_of(media, size, ctx.options)
+
+
+def box_converter(sample: Sample, ctx: WriteContext) -> Callable[[Boxes | Points], Boxes | Points]:
+    if ctx.options.qwen_model != RESIZED_MODEL:
+
+        def to_norm1000(part: Boxes | Points) -> Boxes | Points:
+            index = part.image_index
+            if isinstance(part, Boxes):
+                return Boxes(tuple([ctx.box(sample, b, index, Frame.NORM1000) for b in part.boxes]), index)
+            return Points(tuple([ctx.box(sample, b, index, Frame.NORM1000) for b in part.points]), index)
+
+        return to_norm1000
+
+    def to_resized(part: Boxes | Points) -> Boxes | Points:
+        index = part.image_index
+        size = ctx.image_size(sample, index)
+        resized = resized_of(sample.images[index], size, ctx.options)
+        items = part.boxes if isinstance(part, Boxes) else part.points
+        moved = []
+        for b in items:
+            box, clamped = convert_box(b, Frame.PIXEL_RESIZED, lambda: size, resized=resized)
+            ctx.tally.clamped += clamped
+            ctx.note_box(box)
+            moved.append(box)
+        ctx.tally.frames[f"pixel_resized {resized[0]}x{resized[1]} (written)"] += len(moved)
+        return Boxes(tuple(moved), index) if isinstance(part, Boxes) else Points(tuple(moved), index)
+
+    return to_resized
 
 
 class QwenCodec(Codec):
     name = "qwen"
+    read_options = frozenset(QWEN_FRAME_OPTIONS)
+    write_options = frozenset({*QWEN_FRAME_OPTIONS, "qwen_boxes", "system"})
     title = "Qwen-VL fine-tuning JSON"
     layouts = ("json", "jsonl")
     default_layout = "json"
@@ -399,41 +462,8 @@ class QwenCodec(Codec):
         videos = [ctx.media(p, "video") for p in _paths(record.get("video"))]
         check_slots(messages, len(images), len(videos))
         if options.qwen_model == RESIZED_MODEL:
-            self._to_resized_frame(messages, images, ctx)
+            to_resized_frame(messages, images, ctx)
         return Sample(messages, images, videos, [], record.get("id"), self.extra_of(record))
-
-    def _to_resized_frame(self, messages: list[Message], images: list[MediaRef], ctx: ReadContext) -> None:
-        """Qwen2.5-VL: the parsed numbers are pixels of each image's smart-resized size."""
-        resized: dict[int, tuple[int, int]] = {}
-        for m in messages:
-            for k, part in enumerate(m.parts):
-                if not isinstance(part, Boxes | Points):
-                    continue
-                index = part.image_index
-                if index not in resized:
-                    resized[index] = self._resized(images, index, ctx)
-                size = resized[index]
-                items = part.boxes if isinstance(part, Boxes) else part.points
-                moved = tuple(Box(b.x1, b.y1, b.x2, b.y2, Frame.PIXEL_RESIZED, size) for b in items)
-                m.parts[k] = Boxes(moved, index) if isinstance(part, Boxes) else Points(moved, index)
-                ctx.tally.frames[f"pixel_resized {size[0]}x{size[1]} (read)"] += len(moved)
-
-    def _resized(self, images: list[MediaRef], index: int, ctx: ReadContext) -> tuple[int, int]:
-        if index >= len(images):
-            raise RecordError(
-                f"the record has boxes but {'no image' if not images else f'no image {index}'}: Qwen2.5-VL boxes are "
-                "pixels of the smart-resized image, which cannot be known without it",
-                "add the image, or read with --qwen-model qwen2-vl/qwen3-vl if the boxes are 0-1000",
-            )
-        media = images[index]
-        try:
-            size = ctx.image_size(media)
-        except RecordError as exc:
-            raise RecordError(
-                f"Qwen2.5-VL boxes are pixels of the smart-resized image: {exc.what}",
-                "fix the path or --root (Qwen joins image paths to data_path)",
-            ) from None
-        return resized_of(media, size, ctx.options)
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -447,13 +477,14 @@ class QwenCodec(Codec):
                 raise RecordError(
                     "a video is a list of frame files", "Qwen-VL fine-tuning data takes one path per video"
                 )
-        check_slots(sample.messages, len(sample.images), len(sample.videos))
+        # tag counts and placement are the Qwen loader's rules (consumers/qwen.py): the write-time check
+        # refuses a record it would raise on with their code (VD101, VD105)
         sample = apply_system_policy(sample, ctx, SOURCE)
-        convert = self._converter(sample, ctx)
+        convert = box_converter(sample, ctx)
         json_boxes = options.qwen_boxes == "json"
         conversations = []
         for k, m in enumerate(sample.messages):
-            who = _TO_FROM.get(m.role)
+            who = TO_FROM.get(m.role) if m.role != "system" else None  # Qwen has no system turn
             if who is None:
                 raise RecordError(
                     f"message {k} has role {m.role!r}, which {SOURCE} cannot hold "
@@ -475,29 +506,3 @@ class QwenCodec(Codec):
         out["conversations"] = conversations
         self.put_extra(out, sample, ctx)
         return out
-
-    def _converter(self, sample: Sample, ctx: WriteContext) -> Callable[[Boxes | Points], Boxes | Points]:
-        if ctx.options.qwen_model != RESIZED_MODEL:
-
-            def to_norm1000(part: Boxes | Points) -> Boxes | Points:
-                index = part.image_index
-                if isinstance(part, Boxes):
-                    return Boxes(tuple([ctx.box(sample, b, index, Frame.NORM1000) for b in part.boxes]), index)
-                return Points(tuple([ctx.box(sample, b, index, Frame.NORM1000) for b in part.points]), index)
-
-            return to_norm1000
-
-        def to_resized(part: Boxes | Points) -> Boxes | Points:
-            index = part.image_index
-            size = ctx.image_size(sample, index)
-            resized = resized_of(sample.images[index], size, ctx.options)
-            items = part.boxes if isinstance(part, Boxes) else part.points
-            moved = []
-            for b in items:
-                box, clamped = convert_box(b, Frame.PIXEL_RESIZED, lambda: size, resized=resized)
-                ctx.tally.clamped += clamped
-                moved.append(box)
-            ctx.tally.frames[f"pixel_resized {resized[0]}x{resized[1]} (written)"] += len(moved)
-            return Boxes(tuple(moved), index) if isinstance(part, Boxes) else Points(tuple(moved), index)
-
-        return to_resized

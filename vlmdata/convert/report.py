@@ -83,6 +83,7 @@ class ConvertReport:
     rejections: list[Rejection] = field(default_factory=list)
     tally: Tally = field(default_factory=Tally)
     side_files: list[str] = field(default_factory=list)  # meta JSON, dataset_info.json...
+    advice: list[str] = field(default_factory=list)  # what to set in the consumer (e.g. LLaMA-Factory's media_dir)
     seconds: float = 0.0
 
     @property
@@ -137,10 +138,18 @@ class ConvertReport:
             out.append(f"{t.systems_dropped} system prompt(s) were dropped (--system drop)")
         if t.systems_merged:
             out.append(f"{t.systems_merged} system prompt(s) were merged into the first user turn")
+        if t.swapped_boxes:
+            out.append(f"{t.swapped_boxes} box(es) had reversed corners and were swapped (--fix-boxes swap)")
+        if t.dropped_turns:
+            out.append(f"{t.dropped_turns} leading gpt turn(s) were dropped, as LLaVA does (it never trains on them)")
+        out.extend(t.record_notes[:20])
+        if len(t.record_notes) > 20:
+            out.append(f"... and {len(t.record_notes) - 20} more record note(s) in the JSON report (record_notes)")
         if t.frames:
             out.append(frames_note(t.frames))
         for key, n in sorted(t.dropped_keys.items()):
             out.append(f"key {key!r} could not be written for {n} record(s) ({self.output_format})")
+        out.extend(self.advice)
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -164,6 +173,10 @@ class ConvertReport:
             "dropped_keys": dict(self.tally.dropped_keys),
             "frames": dict(self.tally.frames),
             "rejections": [r.message() for r in self.rejections],
+            "swapped_boxes": self.tally.swapped_boxes,
+            "dropped_turns": self.tally.dropped_turns,
+            "record_notes": self.tally.record_notes,
+            "advice": self.advice,
             "side_files": self.side_files,
             "seconds": round(self.seconds, 3),
         }

@@ -31,6 +31,7 @@ or updated in that file, other entries untouched. The reader and the writer shar
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -41,10 +42,11 @@ from pydantic import ValidationError
 from vlmdata.convert.codec import Codec, Layout, Options, ReadContext, WriteContext
 from vlmdata.convert.grounding import Counters, parse_text, render_parts
 from vlmdata.convert.io import RecordWriter
+from vlmdata.convert.qwen import QWEN_FRAME_OPTIONS, RESIZED_MODEL, box_converter, check_settings, to_resized_frame
 from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.media.paths import PathResolver
 from vlmdata.outputs import atomic_write_bytes, readable_path
-from vlmdata.schemas.sample import Boxes, Frame, MediaRef, Message, Part, Points, Sample, Text
+from vlmdata.schemas.sample import MediaRef, Message, Part, Sample, Text
 from vlmdata.schemas.sharegpt import (
     DATASET_INFO_ENTRY,
     DEFAULT_COLUMNS,
@@ -57,6 +59,7 @@ from vlmdata.schemas.sharegpt import (
 SOURCE = "LLaMA-Factory"
 DATASET_INFO = "dataset_info.json"  # LLaMA-Factory reads DATASET_DIR/dataset_info.json (DATA_CONFIG)
 SYNTAXES = ("qwen", "internvl")
+QWEN_ONLY = ("qwen",)  # --qwen-model qwen2.5-vl: Qwen tokens hold resized pixels
 MEDIA = (("images", "image"), ("videos", "video"), ("audios", "audio"))
 TAG_ROLES = {
     "user_tag": "user",
@@ -218,6 +221,10 @@ class ColumnsWriter(RecordWriter):
 
 class SharegptCodec(Codec):
     name = "sharegpt"
+    read_options = frozenset(
+        {"dataset_info", "dataset_name", "read_dataset_info", "read_dataset_name", *QWEN_FRAME_OPTIONS}
+    )
+    write_options = frozenset({"dataset_info", "dataset_name", "media_dir", *QWEN_FRAME_OPTIONS})
     title = "LLaMA-Factory sharegpt"
     layouts = ("json", "jsonl")
     default_layout = "json"
@@ -255,9 +262,31 @@ class SharegptCodec(Codec):
             return 0.5  # ms-swift rows look the same; ms-swift's codec answers 0.95 for them
         return 0.0
 
+    def claims(self, path: str) -> bool:
+        """A data file named by a sharegpt entry of the dataset_info.json beside it is that entry's."""
+        return (
+            path != "-"
+            and naming_entry(os.path.join(os.path.dirname(os.path.abspath(path)), DATASET_INFO), path) is not None
+        )
+
+    def prepare_input(self, path: str, options: Options) -> Options:
+        """The dataset_info.json (given, else the one beside the file) and its entry whose file_name is ``path``."""
+        if path == "-" or options.dataset_name:
+            return options
+        info = options.dataset_info or os.path.join(os.path.dirname(os.path.abspath(path)), DATASET_INFO)
+        name = naming_entry(info, path)
+        if name is None:
+            return options
+        try:
+            entry_spec(info, name)
+        except VlmdataError:  # an unusable entry: the columns come from the data, validate's VD43x says why
+            return options
+        return dataclasses.replace(options, read_dataset_info=info, read_dataset_name=name)
+
     def check_options(self, options: Options) -> None:
         """--meta is InternVL's; --dataset-info must be where LLaMA-Factory looks for it."""
         super().check_options(options)
+        check_settings(options)
         if options.dataset_name and not options.dataset_info:
             raise VlmdataError("--dataset-name names an entry of --dataset-info; pass both")
         if options.dataset_info:
@@ -301,10 +330,11 @@ class SharegptCodec(Codec):
             resolver = ctx.resolver
             # A dataset_info file that does not exist yet is only the writer's (sharegpt -> sharegpt
             # into a new dataset folder): the layout is then detected from the data.
-            if options.dataset_info and os.path.exists(options.dataset_info):
-                spec = entry_spec(options.dataset_info, options.dataset_name)
+            info = options.read_dataset_info or options.dataset_info
+            if info and os.path.exists(info):
+                spec = entry_spec(info, options.read_dataset_name or options.dataset_name)
                 if options.root is None:  # media_dir defaults to dataset_dir
-                    media_dir = os.path.dirname(os.path.abspath(options.dataset_info))
+                    media_dir = os.path.dirname(os.path.abspath(info))
                     resolver = PathResolver(media_dir, explicit_root=False, allow_outside=options.allow_outside_root)
             elif options.dataset_name and not options.dataset_info:
                 raise VlmdataError("--dataset-name names an entry of --dataset-info; pass both")
@@ -322,7 +352,7 @@ class SharegptCodec(Codec):
                 f"column {spec.messages!r} must be a list of messages ({got})",
                 "fix the record, or give the dataset_info entry that names its columns",
             )
-        messages = _read_messages(raw, spec)
+        messages = _read_messages(raw, spec, QWEN_ONLY if ctx.options.qwen_model == RESIZED_MODEL else SYNTAXES)
         system_col = spec.columns.get("system")
         value = record.get(system_col) if system_col else None
         if value:  # the system column; a leading system message overrides it (LLaMA-Factory)
@@ -338,6 +368,8 @@ class SharegptCodec(Codec):
                 )
         _check_roles([m.role for m in messages])
         media = {kind: _media(record, spec.columns.get(col), kind, resolver) for col, kind in MEDIA}
+        if ctx.options.qwen_model == RESIZED_MODEL:  # LLaMA-Factory's Qwen2.5-VL data: resized pixels
+            to_resized_frame(messages, media["image"], ctx)
         counts = {kind: 0 for _, kind in MEDIA}
         for m in messages:
             for p in m.parts:
@@ -359,38 +391,41 @@ class SharegptCodec(Codec):
 
     # --- writing ---------------------------------------------------------------------------
 
-    def _writing(self, ctx: WriteContext) -> PathResolver:
+    def _writing(self, ctx: WriteContext) -> PathResolver | None:
+        """Paths are written relative to LLaMA-Factory's media_dir, or absolute when it is unknown."""
         options = ctx.options
         if options is not self._write_for:
-            resolver = ctx.resolver
-            if options.root is None and options.dataset_info:  # relative to dataset_dir = media_dir
-                media_dir = os.path.dirname(os.path.abspath(options.dataset_info))
-                resolver = PathResolver(media_dir, explicit_root=False, allow_outside=True)
+            media_dir = written_media_dir(options)
+            resolver = PathResolver(media_dir, explicit_root=False, allow_outside=True) if media_dir else None
             self._write_for, self._write_resolver = options, resolver
-        return self._write_resolver  # type: ignore[return-value]
+        return self._write_resolver
+
+    def media_root(self, options: Options, default: str) -> str:
+        """LLaMA-Factory's media_dir: --media-dir, else the dataset_info.json folder."""
+        if options.read_dataset_info and not (options.media_dir or options.dataset_info):
+            return os.path.dirname(os.path.abspath(options.read_dataset_info))
+        return written_media_dir(options) or default
+
+    def advice(self, dst: str, options: Options) -> list[str]:
+        media_dir = written_media_dir(options)
+        if media_dir is None:
+            return [
+                "media paths were written absolute (no --dataset-info or --media-dir): LLaMA-Factory opens them "
+                "whatever its media_dir"
+            ]
+        info_dir = os.path.dirname(os.path.abspath(options.dataset_info)) if options.dataset_info else None
+        if media_dir == info_dir:
+            return [
+                f"media paths are relative to {media_dir}, LLaMA-Factory's default media_dir (the dataset_info.json "
+                "folder): leave media_dir unset"
+            ]
+        return [f"media paths are relative to {media_dir}: set media_dir: {media_dir} in LLaMA-Factory's arguments"]
 
     def encode(self, sample: Sample, ctx: WriteContext) -> dict[str, Any]:
         msgs = sample.messages
-        _check_roles([m.role for m in msgs])
-        if msgs[0].role == "system" and any(p.type in ("image", "video", "audio") for p in msgs[0].parts):
-            raise RecordError(
-                "the system prompt holds a media tag",
-                "LLaMA-Factory neither counts nor replaces media tags in the system prompt: move it to a user turn",
-            )
-        for key, kind in MEDIA:
-            n_tags = sum(1 for m in msgs for p in m.parts if p.type == kind)
-            n_media = len(getattr(sample, key))
-            if n_tags != n_media:
-                raise RecordError(
-                    f"{n_tags} <{kind}> tag(s) but {n_media} {kind}(s)",
-                    f"LLaMA-Factory aborts training on this mismatch: one <{kind}> per {kind}",
-                )
-
-        def convert(part: Boxes | Points) -> Boxes | Points:
-            if isinstance(part, Boxes):
-                return Boxes(tuple(ctx.box(sample, b, part.image_index, Frame.NORM1000) for b in part.boxes))
-            return Points(tuple(ctx.box(sample, b, part.image_index, Frame.NORM1000) for b in part.points))
-
+        # Role order, tag counts and tags in the system prompt are LLaMA-Factory's rules (consumers/
+        # llamafactory.py): the write-time check refuses such records with their code (VD110/VD112/VD101).
+        convert = box_converter(sample, ctx)  # Qwen2-VL 0-1000, or Qwen2.5-VL resized pixels (--qwen-model)
         role_tag, content_tag = DEFAULT_TAGS["role_tag"], DEFAULT_TAGS["content_tag"]
         turns = []
         for m in msgs:
@@ -434,7 +469,7 @@ def _detect_spec(record: dict[str, Any]) -> Spec:
     return DETECTED[(col, tag)]
 
 
-def _read_messages(raw: list[Any], spec: Spec) -> list[Message]:
+def _read_messages(raw: list[Any], spec: Spec, syntaxes: tuple[str, ...]) -> list[Message]:
     if not raw:
         raise RecordError("the conversation is empty", "LLaMA-Factory drops such rows ('Dropped invalid example')")
     counters = Counters()
@@ -465,7 +500,7 @@ def _read_messages(raw: list[Any], spec: Spec) -> list[Message]:
             _no_media_tags(content, "the system message")
             parts: list[Part] = [Text(content)] if content else []
         else:
-            parts = parse_text(content, SYNTAXES, counters)
+            parts = parse_text(content, syntaxes, counters)
         extra = {key: v for key, v in turn.items() if key != role_tag and key != content_tag} if len(turn) > 2 else {}
         messages.append(Message(role, parts, extra))  # type: ignore[arg-type]
     return messages
@@ -531,7 +566,47 @@ def _ref(item: Any, kind: str, resolver: PathResolver, column: str | None) -> Me
     return MediaRef(item, resolver.resolve(item))
 
 
-def _out_path(media: MediaRef, resolver: PathResolver) -> Any:
+_NAMING: dict[tuple[str, float], dict[str, str]] = {}
+
+
+def naming_entry(info_path: str, data_path: str) -> str | None:
+    """The sharegpt entry of ``info_path`` whose file_name is ``data_path`` (None: none, or no such file)."""
+    try:
+        key = (os.path.abspath(info_path), os.path.getmtime(info_path))
+    except OSError:
+        return None
+    files = _NAMING.get(key)
+    if files is None:
+        files = {}
+        try:
+            with open(info_path, "rb") as f:
+                info = orjson.loads(f.read())
+        except (OSError, orjson.JSONDecodeError):
+            info = None
+        folder = os.path.dirname(key[0])
+        if isinstance(info, dict):
+            for name, entry in info.items():
+                if isinstance(entry, dict) and entry.get("formatting") == "sharegpt":
+                    file_name = entry.get("file_name")
+                    if isinstance(file_name, str) and file_name:
+                        files.setdefault(os.path.normpath(os.path.join(folder, file_name)), name)
+        _NAMING[key] = files
+    return files.get(os.path.abspath(data_path))
+
+
+def written_media_dir(options: Options) -> str | None:
+    """The folder LLaMA-Factory joins written paths to: --media-dir, else the dataset_info folder
+    (its default media_dir is dataset_dir), else unknown (paths are written absolute)."""
+    if options.media_dir:
+        return os.path.abspath(options.media_dir)
+    if options.dataset_info:
+        return os.path.dirname(os.path.abspath(options.dataset_info))
+    return None
+
+
+def _out_path(media: MediaRef, resolver: PathResolver | None) -> Any:
+    if resolver is None:
+        return list(media.frames) if media.frames else media.resolved or media.path
     if media.frames:
         return [resolver.relative(f) for f in media.frames]
     return resolver.relative(media.resolved or media.path)

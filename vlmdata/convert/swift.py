@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from vlmdata.consumers.base import AUDIO_BLOCKS, MEDIA_BLOCKS
+from vlmdata.consumers.swift import ROLE_ALIASES
 from vlmdata.convert import swift_objects
-from vlmdata.convert.codec import Codec, Layout, ReadContext, WriteContext
+from vlmdata.convert.codec import Codec, Layout, Options, ReadContext, WriteContext
 from vlmdata.convert.grounding import Counters, parse_text
 from vlmdata.convert.placeholders import extract_img_tags, reconcile
 from vlmdata.errors import RecordError
@@ -22,33 +24,19 @@ from vlmdata.media.video import is_frame_folder, list_frames
 from vlmdata.schemas.sample import Box, Frame, MediaRef, Message, Part, Sample
 from vlmdata.schemas.swift import SWIFT_RECORD
 
-ROLES = {
-    "user": "user",
-    "human": "user",
-    "assistant": "assistant",
-    "gpt": "assistant",
-    "bot": "assistant",
-    "system": "system",
-    "tool_call": "tool_call",
-    "function_call": "tool_call",
-    "tool_response": "tool_response",
-    "tool": "tool_response",
-    "function_response": "tool_response",
-    "observation": "tool_response",
-    "observations": "tool_response",
-}
+ROLES = ROLE_ALIASES
 MEDIA_KEYS = (("images", "image"), ("videos", "video"), ("audios", "audio"))
-BLOCK_KINDS = {
-    "image": "image",
-    "image_url": "image",
-    "video": "video",
-    "video_url": "video",
-    "audio": "audio",
-    "input_audio": "audio",
-}
+BLOCK_KINDS = {**MEDIA_BLOCKS, **AUDIO_BLOCKS}
 MESSAGE_KEYS = ("role", "from", "content", "value")
-SYNTAXES_PLAIN = ("internvl", "qwen")
-SYNTAXES_OBJECTS = ("internvl", "qwen", "swift")
+# ms-swift itself interprets only the objects placeholders; markup of a model's own grounding syntax
+# (Qwen2-VL tokens, InternVL tags) is text to it, read as boxes only when the user says the rows hold
+# it for the model they train (--native-grounding).
+NATIVE_SYNTAXES = {"qwen": ("qwen",), "internvl": ("internvl",), "both": ("internvl", "qwen")}
+
+
+def swift_syntaxes(options: Options, objects: Any) -> tuple[str, ...]:
+    native = NATIVE_SYNTAXES[options.native_grounding] if options.native_grounding else ()
+    return (*native, "swift") if objects else native
 
 
 def media_list(record: dict[str, Any], key: str, alias: str, ctx: ReadContext) -> list[MediaRef]:
@@ -137,6 +125,8 @@ def check_system_first(messages: list[Message]) -> None:
 
 class SwiftCodec(Codec):
     name = "swift"
+    read_options = frozenset({"native_grounding"})
+    write_options = frozenset({"relative_paths"})
     title = "ms-swift messages"
     fields = "messages[{role, content}], images, videos, audios, objects{ref, bbox, bbox_type, image_id}"
     boxes = "objects: real pixels or norm1; <ref-object>/<bbox> placeholders; native Qwen/InternVL text"
@@ -158,7 +148,7 @@ class SwiftCodec(Codec):
         videos = media_list(record, "videos", "video", ctx) if "videos" in record or "video" in record else []
         audios = media_list(record, "audios", "audio", ctx) if "audios" in record or "audio" in record else []
         raw_objects = record.get("objects")
-        syntaxes = SYNTAXES_OBJECTS if raw_objects else SYNTAXES_PLAIN
+        syntaxes = swift_syntaxes(ctx.options, raw_objects)
         counters = Counters()
         messages: list[Message] = []
         block_media: dict[str, list[MediaRef]] | None = None

@@ -18,11 +18,10 @@ from vlmdata.convert.frames import convert_box
 from vlmdata.convert.grounding import Counters, parse_text
 from vlmdata.convert.swift import (
     MEDIA_KEYS,
-    SYNTAXES_OBJECTS,
-    SYNTAXES_PLAIN,
     finish,
     media_list,
     media_value,
+    swift_syntaxes,
 )
 from vlmdata.convert.swift_objects import LEGACY_NAMES, PlaceholderRenderer
 from vlmdata.errors import RecordError
@@ -48,6 +47,8 @@ def _history(raw: Any) -> list[list[str]]:
 
 class SwiftLegacyCodec(Codec):
     name = "swift-legacy"
+    read_options = frozenset({"native_grounding"})
+    write_options = frozenset({"relative_paths"})
     title = "ms-swift legacy query/response"
     fields = "query, response, history[[q, r]], system, images, videos, objects (JSON string)"
     boxes = "objects [{caption, bbox, bbox_type: real|norm_1000 (x999 floor)|norm_1, image}]"
@@ -61,7 +62,7 @@ class SwiftLegacyCodec(Codec):
         return 0.0
 
     def decode(self, record: dict[str, Any], ctx: ReadContext) -> Sample:
-        syntaxes = SYNTAXES_OBJECTS if record.get("objects") else SYNTAXES_PLAIN
+        syntaxes = swift_syntaxes(ctx.options, record.get("objects"))
         counters = Counters()
         messages: list[Message] = []
 
@@ -156,6 +157,7 @@ class LegacyObjects(PlaceholderRenderer):
     def _convert(self, box: Box, frame: Frame, image_index: int) -> list[float]:
         out, clamped = convert_box(box, frame, lambda: self.ctx.image_size(self.sample, image_index))
         self.ctx.tally.clamped += clamped
+        self.ctx.note_box(out)
         return [int(v) if isinstance(v, float) and v.is_integer() else v for v in out.coords()]
 
     def finish(self) -> list[dict[str, Any]]:

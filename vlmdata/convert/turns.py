@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from vlmdata.consumers.base import FROM_ROLES, TO_FROM
 from vlmdata.convert.codec import WriteContext
 from vlmdata.convert.grounding import Counters, parse_text, render_parts
 from vlmdata.errors import RecordError
 from vlmdata.schemas.sample import Boxes, Frame, Message, Part, Points, Sample, Text
 
-FROM_ROLES = {"human": "user", "gpt": "assistant", "system": "system"}
-TO_FROM = {"user": "human", "assistant": "gpt", "system": "system"}
 TURN_KEYS = ("from", "value")
 
 

@@ -30,13 +30,14 @@ import os
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
 from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.media.paths import is_remote
 from vlmdata.outputs import atomic_write_bytes
-from vlmdata.schemas.sample import AudioSlot, Box, Boxes, ImageSlot, Points, Ref, Sample, Text, VideoSlot
+from vlmdata.schemas.sample import AudioSlot, Box, Boxes, Frame, ImageSlot, Points, Ref, Sample, Text, VideoSlot
 from vlmdata.tools.stats import Item, box_groups, image_path, iter_items, to_pixels
 
 GAP = 8
@@ -62,6 +63,15 @@ def colour(k: int) -> tuple[int, int, int]:
         return PALETTE[k]
     r, g, b = colorsys.hsv_to_rgb((k * 0.618034) % 1.0, 0.9, 1.0)
     return round(r * 255), round(g * 255), round(b * 255)
+
+
+FRAME_WORDS = {
+    Frame.PIXEL: "pixels",
+    Frame.NORM1000: "0-1000",
+    Frame.NORM999: "0-999 (legacy ms-swift)",
+    Frame.NORM1: "0-1",
+    Frame.NORM1_SQUARE: "0-1 of the padded square",
+}
 
 
 @dataclass
@@ -198,7 +208,17 @@ def draw(target: Annotated, scale: float = 1.0) -> Image.Image:
             continue
         labelled.add(key)
         _label(d, im.size, shape.label, shape.colour, font, lx, ly)
+    if target.shapes:  # name the frame the boxes were read in, so a wrong one is visible
+        caption = "boxes read as " + ", ".join(sorted({frame_name(s.source) for s in target.shapes}))
+        _label(d, im.size, caption, (40, 40, 40), font, 2, im.height)
     return im
+
+
+def frame_name(box: Box) -> str:
+    """The frame of a box as written, in words (Qwen2.5-VL's names the resized size)."""
+    if box.frame is Frame.PIXEL_RESIZED and box.resized:
+        return f"pixels of the {box.resized[0]}x{box.resized[1]} resized image (Qwen2.5-VL)"
+    return FRAME_WORDS.get(box.frame, box.frame.value)
 
 
 def _label(d: ImageDraw.ImageDraw, size: tuple[int, int], text: str, fill: tuple[int, int, int], font, x, y) -> None:
@@ -269,12 +289,18 @@ def _parent(out: str) -> None:
 # --------------------------------------------------------------------------- picking samples
 
 
-def pick_index(paths: Iterable[str], index: int, root: str | None = None, fmt: str | None = None) -> Item:
+def pick_index(
+    paths: Iterable[str],
+    index: int,
+    root: str | None = None,
+    fmt: str | None = None,
+    frames: dict[str, Any] | None = None,
+) -> Item:
     """Record ``index`` (0-based, over all files in order, unreadable records included)."""
     if index < 0:
         raise VlmdataError(f"--index must be 0 or more, not {index}")
     n = 0
-    for item in iter_items(paths, root, fmt):
+    for item in iter_items(paths, root, fmt, frames):
         if n == index:
             if item.sample is None:
                 raise VlmdataError(f"{item.where()}: record {index} cannot be read: {item.error}")
@@ -285,12 +311,17 @@ def pick_index(paths: Iterable[str], index: int, root: str | None = None, fmt: s
 
 
 def pick_sample(
-    paths: Iterable[str], n: int, seed: int | None = 0, root: str | None = None, fmt: str | None = None
+    paths: Iterable[str],
+    n: int,
+    seed: int | None = 0,
+    root: str | None = None,
+    fmt: str | None = None,
+    frames: dict[str, Any] | None = None,
 ) -> list[tuple[int, Item]]:
     """``n`` records chosen uniformly at random (reservoir sampling, seeded), in file order."""
     rng = random.Random(seed)
     chosen: list[tuple[int, Item]] = []
-    for k, item in enumerate(iter_items(paths, root, fmt)):
+    for k, item in enumerate(iter_items(paths, root, fmt, frames)):
         if k < n:
             chosen.append((k, item))
         else:
@@ -300,8 +331,10 @@ def pick_sample(
     return sorted(chosen, key=lambda x: x[0])
 
 
-def pick_first(paths: Iterable[str], n: int, root: str | None = None, fmt: str | None = None) -> list[tuple[int, Item]]:
-    return list(itertools.islice(enumerate(iter_items(paths, root, fmt)), n))
+def pick_first(
+    paths: Iterable[str], n: int, root: str | None = None, fmt: str | None = None, frames: dict[str, Any] | None = None
+) -> list[tuple[int, Item]]:
+    return list(itertools.islice(enumerate(iter_items(paths, root, fmt, frames)), n))
 
 
 # --------------------------------------------------------------------------- HTML

@@ -6,6 +6,7 @@ Exit status: 0 done, 2 bad input (missing file, index out of range, missing imag
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 from rich.console import Console
@@ -82,6 +83,17 @@ def stats(
 @click.option("--first", "first_n", type=click.IntRange(1), help="Gallery of the first N records (default 20).")
 @click.option("--root", help="Media root (default: the format's own; a meta entry's root wins).")
 @click.option("--from", "from_format", type=click.Choice(list(FORMATS)), help="Input format (default: detected).")
+@click.option(
+    "--qwen-model",
+    type=click.Choice(["qwen2-vl", "qwen2.5-vl", "qwen3-vl"]),
+    help="Box frame of Qwen/LLaMA-Factory input: qwen2.5-vl reads pixels of the smart-resized image "
+    "(default: 0-1000, qwen2-vl/qwen3-vl).",
+)
+@click.option(
+    "--max-pixels", type=click.IntRange(min=1), help="Qwen2.5-VL smart_resize max_pixels of the training run."
+)
+@click.option("--min-pixels", type=click.IntRange(min=1), help="Qwen2.5-VL smart_resize min_pixels.")
+@click.option("--image-max-pixels", type=click.IntRange(min=1), help="LLaMA-Factory's image_max_pixels shrink.")
 def show(
     paths: tuple[str, ...],
     output: str,
@@ -91,6 +103,7 @@ def show(
     first_n: int | None,
     root: str | None,
     from_format: str | None,
+    **frame_options: Any,
 ) -> None:
     """Draw a sample's boxes and refs on its images (after converting them to pixels).
 
@@ -104,6 +117,7 @@ def show(
     """
     from vlmdata.tools.show import pick_first, pick_index, pick_sample, save_gallery, save_png
 
+    frames = {k: v for k, v in frame_options.items() if v is not None}  # boxes drawn as the model sees them
     lower = output.lower()
     chosen = sum(x is not None for x in (index, sample_n, first_n))
     try:
@@ -113,7 +127,7 @@ def show(
         if lower.endswith(".png"):
             if sample_n is not None or first_n is not None:
                 raise VlmdataError("a PNG holds one sample: use --index N (or write a .html gallery)")
-            item = pick_index(list(paths), index or 0, root, from_format)
+            item = pick_index(list(paths), index or 0, root, from_format, frames)
             assert item.sample is not None
             result = save_png(item.sample, output)
             for note in result.notes:
@@ -121,11 +135,11 @@ def show(
             err.print(f"{escape(item.where())} -> {escape(output)}")
         elif lower.endswith((".html", ".htm")):
             if index is not None:
-                items = [(index, pick_index(list(paths), index, root, from_format))]
+                items = [(index, pick_index(list(paths), index, root, from_format, frames))]
             elif sample_n is not None:
-                items = pick_sample(list(paths), sample_n, seed, root, from_format)
+                items = pick_sample(list(paths), sample_n, seed, root, from_format, frames)
             else:
-                items = pick_first(list(paths), first_n or 20, root, from_format)
+                items = pick_first(list(paths), first_n or 20, root, from_format, frames)
             if not items:
                 raise VlmdataError(f"{', '.join(paths)}: no records to show")
             save_gallery(items, output, title=f"vlmdata show {' '.join(paths)}")

@@ -77,18 +77,21 @@ def targets(paths: Iterable[str], root: str | None) -> list[Target]:
     return out
 
 
-def iter_items(paths: Iterable[str], root: str | None = None, fmt: str | None = None) -> Iterator[Item]:
-    """Every record of every data file named by ``paths``; bad records come as Items with an error."""
+def iter_items(
+    paths: Iterable[str], root: str | None = None, fmt: str | None = None, frames: dict[str, Any] | None = None
+) -> Iterator[Item]:
+    """Every record of every data file named by ``paths``; bad records come as Items with an error.
+    ``frames``: reading options that fix the box frame (``qwen_model``, ``max_pixels``, ...)."""
     for t in targets(paths, root):
-        yield from _file_items(t, root, fmt)
+        yield from _file_items(t, root, fmt, frames or {})
 
 
-def _file_items(t: Target, root: str | None, fmt: str | None) -> Iterator[Item]:
+def _file_items(t: Target, root: str | None, fmt: str | None, frames: dict[str, Any]) -> Iterator[Item]:
     opened = open_records(t.path, t.format or fmt)
     try:
         use_root = t.root if t.root is not None else root
         in_root = use_root if use_root is not None else default_root(opened.codec, t.path)
-        options = Options(root=use_root, allow_outside_root=True)
+        options = opened.codec.prepare_input(t.path, Options(root=use_root, allow_outside_root=True, **frames))
         resolver = PathResolver(in_root, explicit_root=use_root is not None, allow_outside=True)
         decoder = Decoder(opened.codec, t.path, resolver, options, Tally())
         index = 0

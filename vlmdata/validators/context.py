@@ -5,20 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from vlmdata.consumers import CONSUMER_OF_FORMAT
+from vlmdata.consumers import TARGETS as TARGETS
 from vlmdata.media.inspect import MediaInspector
 from vlmdata.media.paths import PathResolver
 
 # The consumer whose rules a file is checked against, by the format it is written in.
-TARGET_OF_FORMAT = {
-    "internvl": "internvl",
-    "llava": "llava",
-    "swift": "swift",
-    "swift-legacy": "swift",
-    "sharegpt": "llamafactory",
-    "qwen": "qwen",
-    "hf": "hf",
-}
-TARGETS = ("internvl", "llamafactory", "swift", "llava", "qwen", "hf")
+TARGET_OF_FORMAT = CONSUMER_OF_FORMAT
 MODELS = ("internvl2.5", "internvl3", "qwen2-vl", "qwen2.5-vl", "llava-1.5")
 
 

@@ -214,12 +214,15 @@ class Runner:
         self.ctx.new_file()
         self.ctx.file_state["file"] = fv  # record rules may need the file (e.g. its meta entry's max_dynamic_patch)
         root = target.root if target.root is not None else self.options.root
-        in_root = root if root is not None else default_root(opened.codec, target.path)
+        options = opened.codec.prepare_input(target.path, self.options)
+        in_root = (
+            root if root is not None else opened.codec.media_root(options, default_root(opened.codec, target.path))
+        )
         resolver = PathResolver(in_root, explicit_root=root is not None, allow_outside=True)
         self.ctx.resolver = PathResolver(
             in_root, explicit_root=root is not None, allow_outside=self.options.allow_outside_root
         )
-        decoder = Decoder(opened.codec, target.path, resolver, self.options, Tally())
+        decoder = Decoder(opened.codec, target.path, resolver, options, Tally())
         fixes: dict[int, dict[str, Any]] = {}
         try:
             for chunk in _chunks(opened.records, CHUNK, self, target.path):
@@ -267,7 +270,10 @@ class Runner:
             return
         items: list[MediaView] = []
         for view in views:
-            for kind, paths in (("image", view.images), ("video", view.videos)):
+            blocks = view.block_media
+            images = view.images + [p for k, p in blocks if k == "image"] if blocks else view.images
+            videos = view.videos + [p for k, p in blocks if k == "video"] if blocks else view.videos
+            for kind, paths in (("image", images), ("video", videos)):
                 for k, path in enumerate(paths):
                     declared = view.declared_sizes[k] if kind == "image" and k < len(view.declared_sizes) else None
                     resolved, error = None, None
@@ -370,6 +376,9 @@ def validate(
     max_dynamic_patch: int = 12,
     min_pixels: int | None = None,
     max_pixels: int | None = None,
+    native_grounding: str | None = None,
+    qwen_model: str | None = None,
+    image_max_pixels: int | None = None,
 ) -> ValidationReport:
     """Check data files, folders or InternVL meta files; returns every finding."""
     import time
@@ -394,7 +403,14 @@ def validate(
         inspector=MediaInspector(cache_dir=cache_dir, threads=threads),
     )
     report = ValidationReport()
-    options = Options(root=root, allow_outside_root=allow_outside_root)  # the decoder itself never refuses a path
+    # the decoder itself never refuses a path
+    frame: dict[str, Any] = {"qwen_model": qwen_model} if qwen_model else {}  # Qwen2.5-VL: resized-pixel boxes
+    if qwen_model:
+        frame.update(
+            {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v is not None},
+            image_max_pixels=image_max_pixels,
+        )
+    options = Options(root=root, allow_outside_root=allow_outside_root, native_grounding=native_grounding, **frame)
     runner = Runner(rules, ctx, report, fix, options)
     try:
         with transaction():  # --fix: every rewritten file is published together at the end, or none

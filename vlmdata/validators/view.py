@@ -10,23 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from vlmdata.consumers.base import MEDIA_BLOCKS, TAGS
+from vlmdata.consumers.swift import ROLE_ALIASES
 from vlmdata.schemas.sample import Sample
 
-ROLE_NAMES = {
-    "human": "user",
-    "user": "user",
-    "gpt": "assistant",
-    "assistant": "assistant",
-    "bot": "assistant",
-    "system": "system",
-    "tool_call": "tool_call",
-    "function_call": "tool_call",
-    "tool_response": "tool_response",
-    "tool": "tool_response",
-    "observation": "tool_response",
-    "function_response": "tool_response",
-}
-BLOCK_TAGS = {"image": "<image>", "image_url": "<image>", "video": "<video>", "video_url": "<video>"}
+ROLE_NAMES = ROLE_ALIASES  # the role spellings readers know, mapped to the canonical roles
+BLOCK_TAGS = {block: TAGS[kind] for block, kind in MEDIA_BLOCKS.items()}
 
 
 @dataclass(slots=True)
@@ -49,6 +38,7 @@ class RecordView:
     images: list[str] = field(default_factory=list)
     videos: list[str] = field(default_factory=list)
     declared_sizes: list[tuple[int, int] | None] = field(default_factory=list)
+    block_media: list[tuple[str, str]] = field(default_factory=list)  # (kind, path) of typed blocks with a payload
     sample: Sample | None = None
     decode_error: str | None = None
 
@@ -118,6 +108,22 @@ def _content_text(content: Any) -> str:
     return "" if content is None else str(content)
 
 
+def _block_media(blocks: list[Any]) -> list[tuple[str, str]]:
+    """Media that typed blocks carry themselves: ``{"type": "image", "image": path}``, OpenAI
+    ``{"type": "image_url", "image_url": {"url": ..}}``, LLaMA-Factory v1 ``{"type": "image_url", "value": ..}``."""
+    out = []
+    for block in blocks:
+        if not isinstance(block, dict) or block.get("type") not in MEDIA_BLOCKS:
+            continue
+        btype = block["type"]
+        value = next((block[k] for k in (btype, "path", "url", "value") if block.get(k) not in (None, "")), None)
+        if isinstance(value, dict):
+            value = value.get("url") or value.get("path") or ("<embedded bytes>" if value.get("bytes") else None)
+        if isinstance(value, str) and value:
+            out.append((MEDIA_BLOCKS[btype], value))
+    return out
+
+
 def build_view(raw: Any, file: str, line: int | None, index: int, fmt: str) -> RecordView:
     """The forgiving view of a parsed record (never raises)."""
     view = RecordView(file, line, index, fmt, raw if isinstance(raw, dict) else None)
@@ -135,6 +141,9 @@ def build_view(raw: Any, file: str, line: int | None, index: int, fmt: str) -> R
             text = _content_text(m.get(content_key)) if content_key else ""
             role = ROLE_NAMES.get(raw_role, raw_role) if isinstance(raw_role, str) else str(raw_role)
             view.turns.append(Turn(role, raw_role, text, f"{key}[{i}]", content_key))
+            content = m.get(content_key) if content_key else None
+            if isinstance(content, list):
+                view.block_media.extend(_block_media(content))
     elif "response" in raw or "query" in raw:
         if raw.get("system"):
             view.turns.append(Turn("system", "system", str(raw["system"]), "system", "system"))

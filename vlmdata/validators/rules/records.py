@@ -20,48 +20,27 @@ hf        {"type": "image"} blocks     a string first user message gets every im
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from itertools import pairwise
 from typing import Any
 
 import orjson
 
+from vlmdata.consumers import get_consumer
+from vlmdata.consumers.base import (
+    ANSWER_ROLES,
+    KINDS,
+    MEDIA_BLOCKS,
+    MESSAGE_LISTS,
+    QUERY_ROLES,
+    TAGS,
+    Issue,
+    TurnMedia,
+    where_text,
+)
 from vlmdata.validators.context import ValidationContext
 from vlmdata.validators.registry import rule
 from vlmdata.validators.view import RecordView, Turn
 
-CONSUMER = {
-    "internvl": "InternVL",
-    "llamafactory": "LLaMA-Factory",
-    "swift": "ms-swift",
-    "llava": "LLaVA-1.5",
-    "qwen": "Qwen-VL fine-tuning",
-    "hf": "TRL",
-}
-KINDS = ("image", "video")
-TAGS = {"image": "<image>", "video": "<video>"}
-MESSAGE_LISTS = ("messages", "conversations", "conversation")
-MEDIA_BLOCKS = {"image": "image", "image_url": "image", "video": "video", "video_url": "video"}
-QUERY_ROLES = ("user", "tool_response")  # the prompt side of a round
-ANSWER_ROLES = ("assistant", "tool_call")
-
-
 # --------------------------------------------------------------------------- the raw turns
-
-
-@dataclass(slots=True)
-class TurnMedia:
-    """Media in one turn as written: tags in text, typed blocks without / with their own media."""
-
-    role: str
-    key: str
-    string: bool  # the content is a plain string (or missing), not a block list
-    literal: dict[str, int] = field(default_factory=lambda: {"image": 0, "video": 0})
-    bare: dict[str, int] = field(default_factory=lambda: {"image": 0, "video": 0})
-    payload: dict[str, int] = field(default_factory=lambda: {"image": 0, "video": 0})
-
-    def tags(self, kind: str) -> int:
-        return self.literal[kind] + self.bare[kind] + self.payload[kind]
 
 
 def raw_messages(raw: dict[str, Any] | None) -> list[Any] | None:
@@ -128,30 +107,8 @@ def turn_media(view: RecordView) -> list[TurnMedia]:
     return out
 
 
-def _count(tms: list[TurnMedia], kind: str, roles: tuple[str, ...] | None = None, *, literal_only: bool = False) -> int:
-    n = 0
-    for tm in tms:
-        if roles is None or tm.role in roles:
-            n += tm.literal[kind] if literal_only else tm.tags(kind)
-    return n
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
-
-
-def _tags(n: int, kind: str) -> str:
-    return f"{n} <{kind}> tag" + ("" if n == 1 else "s")
-
-
-def _where(turns: list[str]) -> str:
-    shown = ", ".join(turns[:4])
-    return shown + (f" and {len(turns) - 4} more" if len(turns) > 4 else "")
-
-
 # --------------------------------------------------------------------------- media tag verdicts
 
-Issue = tuple[str, dict[str, Any]]
 _CACHE: list[Any] = [None, None, None]  # (view, target, issues): the VD10x rules share one analysis
 
 
@@ -161,355 +118,15 @@ def media_issues(view: RecordView, ctx: ValidationContext) -> list[Issue]:
     issues: list[Issue] = []
     if isinstance(view.raw, dict):
         tms = turn_media(view)
-        ANALYSERS[ctx.target](view, tms, issues)
+        get_consumer(ctx.target).analyse_media(view, tms, issues)
     _CACHE[:] = [view, ctx.target, issues]
     return issues
-
-
-def _internvl(view: RecordView, tms: list[TurnMedia], out: list[Issue]) -> None:
-    raw = view.raw or {}
-    image, video = raw.get("image"), raw.get("video")
-    if image and video:
-        out.append(
-            (
-                "VD101",
-                {
-                    "what": "the record has both image and video",
-                    "effect": "InternVL dispatches on image first and never loads the video",
-                    "fix": "split it into an image record and a video record",
-                },
-            )
-        )
-        video = None
-    for kind, value in (("image", image), ("video", video)):
-        tag = TAGS[kind]
-        user_tags = _count(tms, kind, ("user",), literal_only=True)
-        if isinstance(value, str) and value:
-            _internvl_single(view, kind, tag, user_tags, out)
-        elif isinstance(value, list) and value:
-            if kind == "video":
-                out.append(
-                    (
-                        "VD101",
-                        {
-                            "what": "video is a list",
-                            "effect": "InternVL joins one video path (or frame folder) to the root and fails on a list",
-                            "fix": "give one video path per record, or write the frames as images "
-                            "(vlmdata convert --internvl-video images)",
-                        },
-                    )
-                )
-                continue
-            n = len(value)
-            if user_tags < n:
-                out.append(
-                    (
-                        "VD101",
-                        {
-                            "what": f"{_tags(user_tags, kind)} in human turns but {_plural(n, kind)}",
-                            "effect": f"InternVL inserts no tag for several images and asserts '{user_tags} != {n}': "
-                            "the record is skipped and a random one is loaded instead",
-                            "fix": f"put one {tag} per image in the human turns, in image order",
-                        },
-                    )
-                )
-            elif user_tags > n:
-                out.append(("VD102", _surplus(kind, user_tags, n, "InternVL replaces the first and keeps the rest")))
-        elif user_tags:
-            out.append(("VD102", _surplus(kind, user_tags, 0, "InternVL keeps them")))
-        literal_elsewhere = [tm.key for tm in tms if tm.role != "user" and tm.literal[kind]]
-        if literal_elsewhere:
-            effect = "InternVL (internvl2_5) replaces tags in human turns only"
-            out.append(("VD105", _unread(kind, literal_elsewhere, effect)))
-
-
-def _internvl_single(view: RecordView, kind: str, tag: str, user_tags: int, out: list[Issue]) -> None:
-    if not view.turns:
-        return
-    first = view.turns[0]
-    if tag not in first.text:
-        # multi_modal_get_item / video_get_item: '<tag>\n' goes in front of conversations[0]
-        if first.role == "user":
-            user_after = user_tags + 1
-            if user_tags:
-                later = [t.key for t in view.turns[1:] if t.role == "user" and tag in t.text]
-                out.append(
-                    (
-                        "VD106",
-                        {
-                            "kind": kind,
-                            "tag": tag,
-                            "where": _where(later),
-                            "fixable": kind == "image" and user_tags == 1,
-                            "fix": "write the image as a one-element list (image: [path], width_list/height_list), "
-                            "which InternVL takes as written"
-                            if kind == "image"
-                            else "move <video> to the start of conversations[0]",
-                        },
-                    )
-                )
-                user_after -= 1  # reported here; the surplus below counts only further tags
-        else:
-            user_after = user_tags
-            out.append(
-                (
-                    "VD107",
-                    {
-                        "kind": kind,
-                        "tag": tag,
-                        "role": first.role,
-                        "effect": (
-                            f"and no human turn has one, so the human turns count 0 {tag} for 1 {kind}: "
-                            "the record fails InternVL's assertion and is skipped"
-                            if user_tags == 0
-                            else "where it stays literal text"
-                        )
-                        if kind == "image"
-                        else "where its frames are never counted: the record fails InternVL's assertion and is skipped",
-                        "fixable": kind == "image" and user_tags <= 1 and any(t.role == "user" for t in view.turns),
-                        "fix": "write the image as a one-element list (image: [path]) with one <image> in the first "
-                        "human turn"
-                        if kind == "image"
-                        else "drop the system turn or convert the video to frame images "
-                        "(vlmdata convert --internvl-video images)",
-                    },
-                )
-            )
-    else:
-        user_after = user_tags
-        if first.role != "user" and user_tags == 0:
-            out.append(
-                (
-                    "VD101",
-                    {
-                        "what": f"the only {tag} is in conversations[0], a {first.role} turn",
-                        "effect": f"InternVL sees a tag in conversations[0] and inserts none, then counts human turns "
-                        f"only: 0 {tag} for 1 {kind}, the record fails its assertion and is skipped",
-                        "fix": f"move {tag} into the first human turn",
-                    },
-                )
-            )
-        elif kind == "video" and first.role == "user" and "<video>\n" not in first.text:
-            out.append(
-                (
-                    "VD101",
-                    {
-                        "what": "<video> in conversations[0] is not followed by a newline",
-                        "effect": "InternVL only expands '<video>\\n' into its 'Frame-i: <image>' lines, so the frames "
-                        "get no tag: the record fails its assertion and is skipped",
-                        "fix": "write '<video>\\n'",
-                    },
-                )
-            )
-    if user_after > 1:
-        out.append(("VD102", _surplus(kind, user_after, 1, "InternVL replaces the first and keeps the rest")))
-
-
-def _surplus(kind: str, tags: int, media: int, keeps: str) -> dict[str, Any]:
-    return {
-        "what": f"{_tags(tags, kind)} but {_plural(media, kind)}",
-        "effect": f"{keeps} as literal '<{kind}>' text in the training prompt",
-        "fix": f"remove the extra <{kind}> tags (or add the missing {kind}s)",
-    }
-
-
-def _unread(kind: str, keys: list[str], effect: str, fix: str = "") -> dict[str, Any]:
-    fix = fix or "move it into a human turn or remove it"
-    return {"kind": kind, "where": _where(keys), "effect": effect, "fix": fix}
-
-
-def _llamafactory(view: RecordView, tms: list[TurnMedia], out: list[Issue]) -> None:
-    for kind in KINDS:
-        counted = [tm for tm in tms if tm.role != "system"]  # a leading system turn is the system prompt
-        tags = sum(tm.tags(kind) for tm in counted)
-        # a v1 block that carries its media ({"type": "image_url", "value": path}) is a tag and an image
-        media = len(view.images if kind == "image" else view.videos) + sum(tm.payload[kind] for tm in counted)
-        if tags != media:
-            out.append(
-                (
-                    "VD101",
-                    {
-                        "what": f"{_tags(tags, kind)} in the messages but {_plural(media, kind)}",
-                        "effect": f"LLaMA-Factory counts the tags in every message, inserts none, and raises 'The "
-                        f"number of {kind}s does not match the number of <{kind}> tokens': the run aborts",
-                        "fix": f"write exactly one <{kind}> per {kind}, where each belongs",
-                    },
-                )
-            )
-        system = [tm.key for tm in tms if tm.role == "system" and tm.literal[kind]]
-        if system:
-            out.append(("VD105", _unread(kind, system, "LLaMA-Factory moves the system turn into the system prompt")))
-
-
-def _swift(view: RecordView, tms: list[TurnMedia], out: list[Issue]) -> None:
-    for kind in KINDS:
-        tags = _count(tms, kind)
-        media = len(view.images if kind == "image" else view.videos) + sum(tm.payload[kind] for tm in tms)
-        if tags < media:
-            if any(tm.role == "user" and not tm.string for tm in tms):
-                out.append(
-                    (
-                        "VD101",
-                        {
-                            "what": f"{_tags(tags, kind)} for {_plural(media, kind)}, and a user message is a block "
-                            "list",
-                            "effect": "ms-swift inserts no missing tag when any user content is a block list: the "
-                            f"{kind}s without a tag have no place in the prompt and the row fails to encode",
-                            "fix": f'add a {{"type": "{kind}"}} block (or a <{kind}> tag) for every {kind}',
-                        },
-                    )
-                )
-            elif tags == 0:
-                first = next((tm.key for tm in tms if tm.role != "system"), "the first message")
-                fields = {"n": media, "tag": TAGS[kind], "kind": kind, "where": first, "consumer": "ms-swift"}
-                out.append(("VD103", fields))
-            else:
-                out.append(("VD104", {"tags": tags, "media": media, "kind": kind, "missing": media - tags}))
-        elif tags > media:
-            out.append(("VD102", _surplus(kind, tags, media, "ms-swift warns and keeps the extra tags")))
-
-
-def _llava(view: RecordView, tms: list[TurnMedia], out: list[Issue]) -> None:
-    image = (view.raw or {}).get("image")
-    with_tags = [tm for tm in tms if tm.literal["image"]]
-    if isinstance(image, list) and image:
-        out.append(
-            (
-                "VD101",
-                {
-                    "what": f"image is a list of {len(image)}",
-                    "effect": "LLaVA-1.5 takes one image path string per record; os.path.join fails on a list and "
-                    "the run stops",
-                    "fix": "write one image path (one record per image), or target a multi-image trainer",
-                },
-            )
-        )
-    elif isinstance(image, str) and image:
-        if not with_tags:
-            out.append(
-                (
-                    "VD101",
-                    {
-                        "what": "the record has an image but no <image> tag",
-                        "effect": "LLaVA never inserts one: the record trains without its image, silently",
-                        "fix": "put '<image>\\n' at the start of the first human turn",
-                    },
-                )
-            )
-        elif len(with_tags) > 1:
-            out.append(
-                (
-                    "VD101",
-                    {
-                        "what": f"<image> in {len(with_tags)} turns ({_where([tm.key for tm in with_tags])}) for one "
-                        "image",
-                        "effect": "LLaVA puts an image token in each of these turns but has features for one image: "
-                        "the forward pass fails on the mismatch",
-                        "fix": "keep one <image>, in the first human turn",
-                    },
-                )
-            )
-        elif with_tags[0].literal["image"] > 1:
-            tm = with_tags[0]
-            out.append(
-                (
-                    "VD102",
-                    {
-                        "what": f"{_tags(tm.literal['image'], 'image')} in {tm.key} for one image",
-                        "effect": "LLaVA removes them all and puts a single <image> at the start of that turn; "
-                        "their positions are lost",
-                        "fix": "write one <image>",
-                    },
-                )
-            )
-    elif with_tags:
-        n = sum(tm.literal["image"] for tm in with_tags)
-        keeps = "LLaVA tokenizes a record without image as plain text and keeps them"
-        out.append(("VD102", _surplus("image", n, 0, keeps)))
-
-
-def _qwen(view: RecordView, tms: list[TurnMedia], out: list[Issue]) -> None:
-    raw = view.raw or {}
-    for kind in KINDS:
-        value = raw.get(kind)
-        media = len(value) if isinstance(value, list) else (1 if value else 0)
-        tags = _count(tms, kind, ("user",), literal_only=True)
-        if tags > media:
-            message = f"Number of <{kind}> placeholders exceeds the number of provided {kind}s"
-        elif tags < media:
-            message = f"{media - tags} {kind}(s) remain unused (not consumed by placeholders)"
-        else:
-            message = ""
-        if message:
-            out.append(
-                (
-                    "VD101",
-                    {
-                        "what": f"{_tags(tags, kind)} in human turns but {_plural(media, kind)}",
-                        "effect": f"Qwen's loader replaces tags in human turns only, inserts none and raises "
-                        f"'{message}'",
-                        "fix": f"write exactly one <{kind}> per {kind} in the human turns",
-                    },
-                )
-            )
-        elsewhere = [tm.key for tm in tms if tm.role != "user" and tm.literal[kind]]
-        if elsewhere:
-            out.append(("VD105", _unread(kind, elsewhere, "Qwen's loader replaces tags in human turns only")))
-
-
-def _hf(view: RecordView, tms: list[TurnMedia], out: list[Issue]) -> None:
-    first_string_user = next((tm for tm in tms if tm.role == "user" and tm.string), None)
-    for kind in KINDS:
-        column = len(view.images if kind == "image" else view.videos)
-        bare = sum(tm.bare[kind] for tm in tms)
-        placeholders = bare + (column if first_string_user is not None else 0)
-        if placeholders != column:
-            out.append(
-                (
-                    "VD101",
-                    {
-                        "what": f'{bare} {{"type": "{kind}"}} block(s)'
-                        + (f" plus {column} put before {first_string_user.key}" if first_string_user and column else "")
-                        + f" for {_plural(column, kind)} in the {kind}s column",
-                        "effect": f"TRL raises 'Number of {kind}s provided ({column}) does not match number of {kind} "
-                        f"placeholders ({placeholders})'",
-                        "fix": f'give one {{"type": "{kind}"}} block per entry of {kind}s, in order',
-                    },
-                )
-            )
-        elif first_string_user is not None and column:
-            out.append(
-                (
-                    "VD103",
-                    {
-                        "n": column,
-                        "tag": f'{{"type": "{kind}"}}',
-                        "kind": kind,
-                        "where": first_string_user.key,
-                        "consumer": "TRL",
-                    },
-                )
-            )
-        literal = [tm.key for tm in tms if tm.literal[kind]]
-        if literal:
-            fix = f'replace it with a {{"type": "{kind}"}} block (vlmdata convert --to hf does)'
-            out.append(("VD105", _unread(kind, literal, f"TRL places {kind}s by typed blocks only", fix)))
-
-
-ANALYSERS = {
-    "internvl": _internvl,
-    "llamafactory": _llamafactory,
-    "swift": _swift,
-    "llava": _llava,
-    "qwen": _qwen,
-    "hf": _hf,
-}
 
 
 def _issues(code: str, view: RecordView, ctx: ValidationContext) -> Iterator[dict[str, Any]]:
     for c, fields in media_issues(view, ctx):
         if c == code:
-            yield dict(fields, consumer=fields.get("consumer", CONSUMER[ctx.target]))
+            yield dict(fields, consumer=fields.get("consumer", get_consumer(ctx.target).title))
 
 
 # --------------------------------------------------------------------------- fixers
@@ -706,46 +323,63 @@ def internvl_first_turn_not_human(view: RecordView, ctx: ValidationContext) -> I
         yield from _issues("VD107", view, ctx)
 
 
-# --------------------------------------------------------------------------- VD11x: roles and turns
+@rule(
+    "VD108",
+    "literal-markup",
+    "error",
+    "record",
+    "{where} holds {strings} as plain text, which {consumer} reads as a media tag or grounding markup: it would "
+    "place a picture or a box where the text only spoke of one; reword the text (e.g. 'image' for '<image>') "
+    "or remove it",
+    what="Reports text that the record's own format reads as plain text (an HF/TRL text block, ms-swift prose) "
+    "but that the target consumer interprets: `<image>`/`<video>` tags, InternVL `<ref>`/`<box>`, Qwen "
+    "`<|box_start|>` tokens, ms-swift `<ref-object>`/`<bbox>` placeholders. `vlmdata convert` rejects such records "
+    "with this code instead of writing them.",
+    why="Written to a tag format the literal text becomes a real tag: LLaMA-Factory aborts the run on the extra "
+    "placeholder ('The number of images does not match'), ms-swift and InternVL put the picture where the user only "
+    "wrote about it; markup becomes boxes or special tokens the data never meant. None of these consumers has a way "
+    "to escape such text.",
+    example='{"messages": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What does '
+    '<image> mean in HTML?"}]}, ...]}   <- --target llamafactory',
+    fix="Reword the text so that it no longer spells the tag or markup, or remove it.",
+)
+def literal_markup_rule(view: RecordView, ctx: ValidationContext) -> Iterator[dict[str, Any]]:
+    if view.sample is None:
+        return
+    from vlmdata.validators.check import markup_hit
 
-RAW_ROLES = {
-    "swift": {
-        "user",
-        "human",
-        "assistant",
-        "gpt",
-        "bot",
-        "system",
-        "tool_call",
-        "function_call",
-        "tool_response",
-        "tool",
-        "function_response",
-        "observation",
-        "observations",
-    },
-    "llamafactory": {"human", "gpt", "user", "assistant", "observation", "function_call", "system"},
-    "internvl": {"human", "gpt", "system"},
-    "llava": {"human", "gpt", "system"},  # system: VD111
-    "qwen": {"human", "gpt", "system"},  # system: VD111
-    "hf": {"system", "user", "assistant", "tool"},
-}
-ROLE_EFFECT = {
-    "swift": "ms-swift fails on the role and deletes the row",
-    "llamafactory": "LLaMA-Factory logs 'Invalid role tag' and skips the row",
-    "internvl": "InternVL raises NotImplementedError, skips the record and loads a random one",
-    "llava": "LLaVA raises KeyError and the run stops",
-    "qwen": "Qwen's loader treats every from other than 'human' as an assistant turn: it is trained as an answer",
-    "hf": "TRL raises 'Invalid role in message'",
-}
-ROLE_NAMES = {
-    "swift": "user, assistant, system, tool_call, tool_response (or human, gpt, tool, observation)",
-    "llamafactory": "human/gpt (or user/assistant), observation, function_call, system",
-    "internvl": "human, gpt and a leading system",
-    "llava": "human, gpt",
-    "qwen": "human, gpt",
-    "hf": "system, user, assistant, tool",
-}
+    hit = markup_hit(view.sample, ctx.target)
+    if hit is not None:
+        yield hit
+
+
+@rule(
+    "VD109",
+    "remote-media-unsupported",
+    "error",
+    "record",
+    "{kind} {url!r} is a URL: {effect}; download it and write the local path (or target a consumer that fetches "
+    "URLs: ms-swift, TRL)",
+    what="Reports http(s) media URLs for targets whose loaders open local files only: InternVL, LLaMA-Factory, "
+    "LLaVA-1.5 and Qwen's fine-tuning code. `vlmdata convert` refuses to write such records for those targets.",
+    why="InternVL joins the URL to its root, fails to open it and silently trains a random other record instead; "
+    "LLaMA-Factory opens media with PIL, which cannot fetch a URL, and the whole run aborts; LLaVA and Qwen join "
+    "it to their image folder and fail. ms-swift and TRL (HF datasets) fetch URLs themselves.",
+    example='{"image": "https://example.com/cat.jpg", "conversations": [...]}   <- --target internvl',
+    fix="Download the media and point the record at the local copy.",
+)
+def remote_media_unsupported(view: RecordView, ctx: ValidationContext) -> Iterator[dict[str, Any]]:
+    consumer = get_consumer(ctx.target)
+    if consumer.urls:
+        return
+    media = [("image", p) for p in view.images] + [("video", p) for p in view.videos] + view.block_media
+    for kind, path in media:
+        if path.startswith(("http://", "https://")):
+            yield {"kind": kind, "url": path[:200], "effect": consumer.url_effect}
+            return
+
+
+# --------------------------------------------------------------------------- VD11x: roles and turns
 
 
 def _from_list(view: RecordView) -> bool:
@@ -761,7 +395,7 @@ def _unknown_roles(view: RecordView, ctx: ValidationContext) -> list[Turn]:
         return _ROLES_CACHE[2]
     bad: list[Turn] = []
     if _from_list(view):
-        known = RAW_ROLES[ctx.target]
+        known = get_consumer(ctx.target).raw_roles
         bad = [t for t in view.turns if not isinstance(t.raw_role, str) or t.raw_role not in known]
     _ROLES_CACHE[:] = [view, ctx.target, bad]
     return bad
@@ -782,16 +416,12 @@ def _unknown_roles(view: RecordView, ctx: ValidationContext) -> list[Turn]:
     fix="Move the system turn to the front, or merge its text into the next user turn.",
 )
 def system_not_first(view: RecordView, ctx: ValidationContext) -> Iterator[dict[str, Any]]:
-    if ctx.target not in ("swift", "llamafactory", "internvl"):
+    consumer = get_consumer(ctx.target)
+    if consumer.system != "first" or ctx.target == "hf":
         return
     late = [t.key for k, t in enumerate(view.turns) if k and t.role == "system"]
     if late:
-        effect = {
-            "swift": "ms-swift accepts a system message only first; the role assertion fails and the row is deleted",
-            "llamafactory": "LLaMA-Factory logs 'Invalid role tag' and skips the row",
-            "internvl": "InternVL (internvl2_5) raises NotImplementedError, skips the record and loads a random one",
-        }[ctx.target]
-        yield {"where": _where(late), "effect": effect}
+        yield {"where": where_text(late), "effect": consumer.system_effect}
 
 
 @rule(
@@ -810,44 +440,12 @@ def system_not_first(view: RecordView, ctx: ValidationContext) -> Iterator[dict[
     fix="Drop the system turn or merge it into the first human turn (`vlmdata convert --system merge`).",
 )
 def system_turn_unsupported(view: RecordView, ctx: ValidationContext) -> Iterator[dict[str, Any]]:
-    if ctx.target not in ("llava", "qwen"):
+    consumer = get_consumer(ctx.target)
+    if consumer.system != "none":
         return
     found = [t.key for t in view.turns if t.role == "system"]
     if found:
-        effect = (
-            "LLaVA's roles are human/gpt only: KeyError 'system' stops the run"
-            if ctx.target == "llava"
-            else "Qwen's loader treats it as an assistant turn and trains the model to answer with the system prompt"
-        )
-        yield {"where": _where(found), "effect": effect}
-
-
-def _llamafactory_sequence(turns: list[Turn]) -> str | None:
-    roles = [t.role for t in turns]
-    start = 1 if roles and roles[0] == "system" else 0
-    body = turns[start:]
-    for j, t in enumerate(body):
-        expected = QUERY_ROLES if j % 2 == 0 else ANSWER_ROLES
-        if t.role not in expected:
-            want = "a user (or observation)" if j % 2 == 0 else "an assistant (or function_call)"
-            return f"{t.key} is a {t.role} turn where {want} turn must come ('Invalid role tag')"
-    if not body:
-        return "there is no user/assistant turn ('Invalid message count')"
-    if len(body) % 2:
-        return (
-            f"{len(body)} turns after the system turn, an odd number: the last user turn has no answer "
-            "('Invalid message count')"
-        )
-    return None
-
-
-def _llava_sequence(turns: list[Turn]) -> str | None:
-    body = turns[1:] if turns and turns[0].raw_role != "human" else turns
-    for j, t in enumerate(body):
-        expected = "human" if j % 2 == 0 else "gpt"
-        if t.raw_role != expected:
-            return f"{t.key} is from={t.raw_role!r} where LLaVA asserts {expected!r} (roles must alternate)"
-    return None
+        yield {"where": where_text(found), "effect": consumer.system_effect}
 
 
 @rule(
@@ -866,20 +464,16 @@ def _llava_sequence(turns: list[Turn]) -> str | None:
     fix="Merge consecutive turns of one role, add the missing answer, or drop the unanswered last question.",
 )
 def role_sequence_rejected(view: RecordView, ctx: ValidationContext) -> Iterator[dict[str, Any]]:
-    if ctx.target not in ("llamafactory", "llava") or not view.turns or _unknown_roles(view, ctx):
+    consumer = get_consumer(ctx.target)
+    if consumer.sequence is None or not view.turns or _unknown_roles(view, ctx):
         return
-    if any(t.role == "system" for t in view.turns[1 if ctx.target == "llamafactory" else 0 :]):
+    if any(t.role == "system" for t in view.turns[1 if consumer.system == "first" else 0 :]):
         return  # VD110 / VD111 report it
-    if ctx.target == "llamafactory":
-        problem = _llamafactory_sequence(view.turns)
-        effect = "LLaMA-Factory skips the row"
-    else:
-        problem = _llava_sequence(view.turns)
-        effect = "the assertion stops the LLaVA run"
+    problem = consumer.sequence(view.turns)
     if problem:
         yield {
             "what": problem,
-            "effect": effect,
+            "effect": consumer.sequence_effect,
             "fix": "merge consecutive turns of one role, add the missing turn, or drop the unanswered last question",
         }
 
@@ -901,30 +495,11 @@ def role_sequence_rejected(view: RecordView, ctx: ValidationContext) -> Iterator
     fix="Merge the turns yourself, or add the missing turn.",
 )
 def role_sequence_rewritten(view: RecordView, ctx: ValidationContext) -> Iterator[dict[str, Any]]:
+    consumer = get_consumer(ctx.target)
     turns = [t for t in view.turns if t.role != "system"]
-    if not turns or _unknown_roles(view, ctx):
+    if consumer.rewrites is None or not turns or _unknown_roles(view, ctx):
         return
-    if ctx.target == "swift":
-        runs = [(a, b) for a, b in pairwise(turns) if a.role == b.role and a.role in ("user", "assistant")]
-        if runs:
-            roles = "/".join(sorted({a.role for a, _b in runs}))
-            yield {
-                "what": f"consecutive {roles} messages ({_where([f'{a.key}+{b.key}' for a, b in runs])})",
-                "effect": "ms-swift merges each run into one message (the texts are concatenated without a separator)",
-                "fix": "merge them yourself or add the missing turn between them",
-            }
-        if turns[0].role == "assistant" and any(t.role == "user" for t in turns):
-            yield {
-                "what": f"the conversation starts with an assistant turn ({turns[0].key})",
-                "effect": "ms-swift inserts an empty user turn before it and trains it as the answer to nothing",
-                "fix": "add the question that turn answers, or drop the turn",
-            }
-    elif ctx.target == "llava" and view.turns[0].raw_role != "human" and len(turns) == len(view.turns):
-        yield {
-            "what": f"{view.turns[0].key} is from={view.turns[0].raw_role!r}, not 'human'",
-            "effect": "LLaVA skips a leading non-human turn: it is not trained on",
-            "fix": "add the human question it answers, or drop the turn",
-        }
+    yield from consumer.rewrites(view.turns)
 
 
 @rule(
@@ -988,7 +563,7 @@ def trailing_user_turn(view: RecordView, ctx: ValidationContext) -> Iterator[dic
             "that turn" if answered else "it (there is no assistant turn at all)"
         )
     else:
-        effect = f"{CONSUMER[ctx.target]} trains nothing on " + (
+        effect = f"{get_consumer(ctx.target).title} trains nothing on " + (
             "it" if answered else "the record (there is no assistant turn at all)"
         )
     yield {"where": turns[-1].key, "role": turns[-1].role, "effect": effect}
@@ -1013,10 +588,10 @@ def unknown_role(view: RecordView, ctx: ValidationContext) -> Iterator[dict[str,
     if bad:
         roles = sorted({repr(t.raw_role) for t in bad})
         yield {
-            "where": _where([t.key for t in bad]),
+            "where": where_text([t.key for t in bad]),
             "role": roles[0] if len(roles) == 1 else ", ".join(roles),
-            "effect": ROLE_EFFECT[ctx.target],
-            "known": ROLE_NAMES[ctx.target],
+            "effect": get_consumer(ctx.target).role_effect,
+            "known": get_consumer(ctx.target).role_names,
         }
 
 
@@ -1056,87 +631,6 @@ def duplicate_id(view: RecordView, ctx: ValidationContext) -> Iterator[dict[str,
     yield {"id": view.id, "first": first}
 
 
-TOP_KEYS = {
-    "swift": {
-        "id",
-        "messages",
-        "conversation",
-        "conversations",
-        "images",
-        "image",
-        "videos",
-        "video",
-        "audios",
-        "audio",
-        "tools",
-        "objects",
-        "system",
-        "system_prompt",
-        "query",
-        "prompt",
-        "input",
-        "instruction",
-        "question",
-        "problem",
-        "response",
-        "answer",
-        "output",
-        "targets",
-        "target",
-        "answer_key",
-        "answers",
-        "solution",
-        "text",
-        "completion",
-        "content",
-        "history",
-        "rejected_response",
-        "label",
-        "channel",
-        "margin",
-        "teacher_prompt",
-        "chat_template_kwargs",
-    },
-    "internvl": {
-        "id",
-        "image",
-        "video",
-        "width",
-        "height",
-        "width_list",
-        "height_list",
-        "conversations",
-        "clip",
-        "length",
-    },
-    "llava": {"id", "image", "conversations"},
-    "llamafactory": {
-        "id",
-        "conversations",
-        "messages",
-        "images",
-        "videos",
-        "audios",
-        "system",
-        "tools",
-        "chosen",
-        "rejected",
-        "kto_tag",
-        "label",
-    },
-    "qwen": {"id", "image", "video", "conversations"},
-    "hf": {"id", "messages", "prompt", "completion", "images", "image", "videos", "video"},
-}
-TOP_PREFIXES = {"swift": ("rejected_", "positive_", "negative_")}
-TURN_KEYS = {
-    "swift": {"role", "content", "from", "value", "loss", "loss_scale"},
-    "internvl": {"from", "value"},
-    "llava": {"from", "value"},
-    "llamafactory": {"from", "value", "role", "content"},
-    "qwen": {"from", "value"},
-}
-
-
 @rule(
     "VD121",
     "unknown-key",
@@ -1158,13 +652,14 @@ def unknown_key(view: RecordView, ctx: ValidationContext) -> Iterator[dict[str, 
     if not isinstance(raw, dict):
         return
     seen = ctx.file_state.setdefault("vd121_keys", set())
-    known = TOP_KEYS[ctx.target]
-    prefixes = TOP_PREFIXES.get(ctx.target, ())
+    consumer = get_consumer(ctx.target)
+    known = consumer.top_keys
+    prefixes = consumer.top_prefixes
     top = [k for k in raw if k not in known and not (prefixes and k.startswith(prefixes)) and ("top", k) not in seen]
     if top:
         seen.update(("top", k) for k in top)
         yield _keys_hit("record key", top, ctx)
-    turn_known = TURN_KEYS.get(ctx.target)
+    turn_known = consumer.turn_keys
     msgs = raw_messages(raw)
     if turn_known is None or msgs is None:
         return
@@ -1188,7 +683,7 @@ def _keys_hit(what: str, keys: list[str], ctx: ValidationContext) -> dict[str, A
         "keys": ", ".join(repr(k) for k in keys),
         "are": "is" if one else "are",
         "them": "it" if one else "them",
-        "consumer": CONSUMER[ctx.target],
+        "consumer": get_consumer(ctx.target).title,
     }
 
 
@@ -1246,8 +741,8 @@ def turn_text_key(view: RecordView, ctx: ValidationContext) -> Iterator[dict[str
     if bad:
         keys = [view.turns[k].key if k < len(view.turns) else str(k) for k in bad]
         yield {
-            "where": _where(keys),
+            "where": where_text(keys),
             "has": "has" if len(bad) == 1 else "have",
             "key": _content_key(msgs),
-            "consumer": CONSUMER[ctx.target],
+            "consumer": get_consumer(ctx.target).title,
         }

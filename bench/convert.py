@@ -8,7 +8,7 @@ image per row cycling over 200 real 640x480 JPEGs, 1-2 rounds, ~30% grounding ro
 ``objects``), every variant runs in a fresh Python process so that its peak RSS is its own:
 
 * ``floor``: read lines from the file, ``orjson.loads`` + ``orjson.dumps`` each, write to a new
-  file (no validation, no fsync: the peers' floor, ../shared/peers/README.md); best of 3;
+  file (no validation, no fsync: the peers' floor, docs/performance.md#peers-floor); best of 3;
 * ``serial``: ``vlmdata.convert(src, dst, to="internvl", root=WORKDIR)``;
 * ``workers2``: the same with ``workers=2``.
 
@@ -199,7 +199,8 @@ ROLE_FROM = {"user": "human", "assistant": "gpt"}
 
 
 def expected_internvl(row: dict) -> dict:
-    """The InternVL record for one generated row, rendered without vlmdata (FORMATS.md 2.2, 2.6)."""
+    """The InternVL record for one generated row, rendered without vlmdata (docs/formats.md#internvl,
+    docs/formats.md#internvl-grounding)."""
     objects = row.get("objects") or {"ref": [], "bbox": []}
     refs, boxes = iter(objects["ref"]), iter(objects["bbox"])
 

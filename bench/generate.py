@@ -15,8 +15,8 @@ Writes into WORKDIR:
 With ``--unique-images`` row ``i`` names its own file, ``images/u/NNNNNNN.jpg``, a hard link to one
 of the JPEGs: what real data looks like to per-path caches (path resolution, image size probes).
 
-The rows follow ``shared/peers/make_synthetic.py`` (beside the project) (same texts, same image size) so that
-numbers compare with the peers' performance anchor. A file that already exists for the same
+The rows follow the peers' synthetic generator (docs/performance.md#benchmark-data) (same texts, same image size) so
+that numbers compare with the peers' performance anchor. A file that already exists for the same
 rows/seed/images/grounding is reused (the name and a ``.done`` stamp say which).
 """
 

@@ -36,7 +36,7 @@ SOURCES = {
     "llava": "sample_data/llava/train.json",
 }
 EXT = {"swift": ".jsonl", "swift-legacy": ".jsonl", "internvl": ".jsonl", "llava": ".json"}
-# Records a target cannot hold (FORMATS.md 3.1, 3.3): id -> why.
+# Records a target cannot hold (docs/formats.md#llava, docs/consumers.md#roles-and-system): id -> why.
 EXPECTED_REJECTIONS = {
     "llava": {"multi-image-0003": "2 images", "system-0005": "system prompt"},
 }

@@ -10,8 +10,8 @@ Boxes are ``[x1, y1, x2, y2]`` in pixels with ``x2``/``y2`` exclusive: a shape w
 ``[37, 52, 101, 116]`` covers pixel columns 37..100 and rows 52..115 (Pillow is given the inclusive
 corner ``x2 - 1, y2 - 1``). The other formats are computed from these pixel boxes:
 
-* InternVL: ``round(v / size * 1000)`` (FORMATS.md 2.6),
-* LLaVA-1.5: ``round(v / size, 2)`` fractions of the unpadded image (FORMATS.md 3.5).
+* InternVL: ``round(v / size * 1000)`` (docs/formats.md#internvl-grounding),
+* LLaVA-1.5: ``round(v / size, 2)`` fractions of the unpadded image (docs/formats.md#llava-boxes).
 """
 
 from __future__ import annotations
@@ -136,7 +136,8 @@ SAMPLES: list[dict[str, Any]] = [
         "turns": [("<image>What colour is the circle?", "The circle is yellow.")],
     },
 ]
-# LLaVA-1.5 has no per-sample system prompt and takes one image per record (FORMATS.md 3.1, 3.3).
+# LLaVA-1.5 has no per-sample system prompt and takes one image per record (docs/formats.md#llava,
+# docs/consumers.md#roles-and-system).
 LLAVA_LEFT_OUT = {"multi-image-0003", "system-0005"}
 
 
@@ -158,7 +159,7 @@ def list_repr(values: list[Any]) -> str:
     return "[" + ", ".join(repr(v) for v in values) + "]"
 
 
-# ---- ms-swift current: messages + objects {ref, bbox} in real pixels (FORMATS.md 1.6)
+# ---- ms-swift current: messages + objects {ref, bbox} in real pixels (docs/formats.md#swift-objects)
 
 
 def to_swift(sample: dict[str, Any]) -> dict[str, Any]:
@@ -177,7 +178,7 @@ def to_swift(sample: dict[str, Any]) -> dict[str, Any]:
             refs.append(ref)
             boxes = boxes_of(image, ref)
             bboxes.extend(list(b) for b in boxes)
-            out.append("<ref-object>" + "<bbox>" * len(boxes))  # one <bbox> per box (1.6)
+            out.append("<ref-object>" + "<bbox>" * len(boxes))  # one <bbox> per box (docs/formats.md#swift-objects)
         return "".join(out)
 
     messages = [{"role": "system", "content": sample["system"]}] if "system" in sample else []
@@ -190,7 +191,8 @@ def to_swift(sample: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-# ---- ms-swift legacy: query/response/history, objects as a JSON string paired by index (1.7)
+# ---- ms-swift legacy: query/response/history, objects as a JSON string paired by index
+# (docs/formats.md#swift-legacy-objects)
 
 
 def to_swift_legacy(sample: dict[str, Any]) -> dict[str, Any]:
@@ -225,7 +227,7 @@ def to_swift_legacy(sample: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-# ---- InternVL: conversations, <image>\n in human turns, <ref>/<box> on 0-1000 (2.2, 2.6)
+# ---- InternVL: conversations, <image>\n in human turns, <ref>/<box> on 0-1000 (docs/formats.md#internvl-grounding)
 
 
 def internvl_tags(text: str) -> str:
@@ -257,7 +259,7 @@ def to_internvl(sample: dict[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {"id": sample["id"]}
     # A single image goes in the list form when a system turn comes first: InternVL's single-image
     # path only looks at conversations[0] for the tag and would put '<image>\n' into the system
-    # prompt (FORMATS.md 2.3); the list form takes the tags where they are.
+    # prompt (docs/consumers.md#media-tags); the list form takes the tags where they are.
     if len(images) == 1 and "system" not in sample:
         row["image"] = images[0]
         row["width"], row["height"] = size_of(images[0])
@@ -269,7 +271,7 @@ def to_internvl(sample: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-# ---- LLaVA-1.5: one JSON list, one image, boxes as 2-decimal fractions (3.1, 3.5)
+# ---- LLaVA-1.5: one JSON list, one image, boxes as 2-decimal fractions (docs/formats.md#llava-boxes)
 
 
 def to_llava(sample: dict[str, Any]) -> dict[str, Any]:
@@ -319,7 +321,7 @@ def main(argv: list[str] | None = None) -> None:
     write(out / "internvl" / "train.jsonl", jsonl([to_internvl(s) for s in SAMPLES]))
     llava = [to_llava(s) for s in SAMPLES if s["id"] not in LLAVA_LEFT_OUT]
     write(out / "llava" / "train.json", json.dumps(llava, ensure_ascii=False, indent=2) + "\n")
-    # InternVL meta (FORMATS.md 2.1): paths relative to the repository root, where training runs.
+    # InternVL meta (docs/formats.md#internvl-meta): paths relative to the repository root, where training runs.
     meta = {
         "vlmdata_sample": {
             "root": "sample_data/images",

@@ -1,5 +1,5 @@
-"""COCO instances JSON input (--from coco): x,y,w,h -> corner boxes (FORMATS.md 7.1 #8), InternVL
-detection / RefCOCO conversations (FORMATS.md 2.6), and a report that counts everything left out.
+"""COCO instances JSON input (--from coco): x,y,w,h -> corner boxes (docs/frames.md#coco-xywh), InternVL
+detection / RefCOCO conversations (docs/formats.md#internvl-grounding), and a report that counts everything left out.
 
 Every expected number below is worked out by hand in the comments.
 """
@@ -207,7 +207,7 @@ def test_coco_workers_give_the_same_output_and_counts(tmp_path: Path):
 def test_coco_refer_one_turn_per_category(tmp_path: Path):
     report, recs = convert(tmp_path, coco_task="refer")
     assert [r["id"] for r in recs] == [1, 2]
-    # same numbers as in test_coco_to_internvl_exact_numbers, RefCOCO layout (FORMATS.md 2.6)
+    # same numbers as in test_coco_to_internvl_exact_numbers, RefCOCO layout (docs/formats.md#internvl-grounding)
     assert recs[0]["conversations"] == [
         {"from": "human", "value": "<image>\n" + REFER + "<ref>person</ref>"},
         {"from": "gpt", "value": "<ref>person</ref><box>[[16, 42, 62, 125]]</box>"},

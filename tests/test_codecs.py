@@ -1,4 +1,4 @@
-"""Format-specific reading and writing rules (FORMATS.md sections cited per test)."""
+"""Format-specific reading and writing rules (docs/ sections cited per test)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def convert(tmp_path: Path, rows, to: str, src_fmt: str | None = None, name: str
     return report, out
 
 
-# --- ms-swift current (1.6) --------------------------------------------------------------------
+# --- ms-swift current (docs/formats.md#swift-objects) ---------------------------------------------
 
 
 def test_swift_objects_to_internvl_exact_numbers(tmp_path: Path):
@@ -42,7 +42,8 @@ def test_swift_objects_to_internvl_exact_numbers(tmp_path: Path):
     rec = read_jsonl(out)[0]
     assert rec["image"] == "x.jpg" and (rec["width"], rec["height"]) == (900, 800)
     assert rec["conversations"][0]["value"] == "<image>Find the <ref>sheep</ref> in the image"
-    # adjacent <bbox><bbox> = one referent's boxes: InternVL puts them in one <box> (FORMATS.md 2.6, 7.2 #9)
+    # adjacent <bbox><bbox> = one referent's boxes: InternVL puts them in one <box>
+    # (docs/formats.md#internvl-grounding, docs/formats.md#grounding-syntaxes)
     assert rec["conversations"][1]["value"] == "<box>[[101, 201, 150, 266], [401, 601, 550, 666]]</box>"
 
 
@@ -134,7 +135,7 @@ def test_swift_writes_norm1_for_normalised_boxes_without_probing(tmp_path: Path)
     assert rec["messages"][1]["content"] == "<ref-object><bbox>"
 
 
-# --- ms-swift legacy (1.3, 1.7) ----------------------------------------------------------------
+# --- ms-swift legacy (docs/formats.md#swift-legacy) -----------------------------------------------
 
 
 def test_legacy_objects_json_string_paired_by_index(tmp_path: Path):
@@ -207,7 +208,7 @@ def test_legacy_writer_refuses_tool_turns(tmp_path: Path):
     assert report.rejected == 1 and "query/response rounds" in report.rejections[0].fix
 
 
-# --- InternVL (2.2-2.6) ------------------------------------------------------------------------
+# --- InternVL (docs/formats.md#internvl) ----------------------------------------------------------
 
 
 def test_internvl_single_image_without_tag_gets_image_newline_in_first_human_turn(tmp_path: Path):
@@ -223,7 +224,8 @@ def test_internvl_single_image_without_tag_gets_image_newline_in_first_human_tur
     ]
     report, out = convert(tmp_path, rows, "internvl")
     conv = read_jsonl(out)[0]["conversations"]
-    assert conv[0] == {"from": "system", "value": "S"}  # never into the system turn (2.3, peers fixture 10)
+    # never into the system turn (docs/consumers.md#media-tags, peers fixture 10)
+    assert conv[0] == {"from": "system", "value": "S"}
     assert conv[1]["value"] == "<image>\nq"
     assert report.tally.inserted_tags == 1
 
@@ -248,7 +250,7 @@ def test_internvl_writer_rejects_json_extension(tmp_path: Path):
 
 
 def test_internvl_refcoco_doc_example(realdata: Path):
-    # FORMATS.md 2.6: RefCOCO example on a 427x640 image
+    # docs/formats.md#internvl-grounding: RefCOCO example on a 427x640 image
     samples = list(vlmdata.read(str(realdata / "internvl-doc-examples" / "chat_data_format_examples.jsonl")))
     refcoco = samples[2]
     assert (refcoco.images[0].width, refcoco.images[0].height) == (427, 640)
@@ -279,7 +281,7 @@ def test_internvl_meta_written_and_updated(tmp_path: Path):
     assert report.meta == str(meta)
 
 
-# --- LLaVA (3.1-3.5) ---------------------------------------------------------------------------
+# --- LLaVA (docs/formats.md#llava) ----------------------------------------------------------------
 
 
 def test_llava_boxes_two_decimals_and_system_policy(tmp_path: Path):
@@ -418,7 +420,7 @@ def test_convert_is_callable_and_a_package():
 
 def test_internvl_single_image_outside_the_first_turn_is_written_as_a_list(tmp_path: Path):
     # InternVL's single-image path would prepend '<image>\n' to conversations[0] (the system
-    # prompt here) and leave the real tag literal (peers check, FORMATS.md 2.3)
+    # prompt here) and leave the real tag literal (peers check, docs/consumers.md#media-tags)
     rows = [
         {
             "messages": [

@@ -1,4 +1,4 @@
-"""Box frame conversions against the numbers in FORMATS.md and the upstream oracles."""
+"""Box frame conversions against the numbers in docs/frames.md and the upstream oracles."""
 
 from __future__ import annotations
 
@@ -44,13 +44,13 @@ def test_swift_docs_objects_equal_native(box, size, expected):
 
 def test_python_round_half_to_even():
     # 0.5 * 1000 / 1000 edge: 1.0005 * 1000 -> use exact halves: 5/8000*1000 = 0.625 -> not half
-    # x/W*1000 == 2.5 -> round() gives 2 (banker's), half-up would give 3 (FORMATS.md 7.1 #5)
+    # x/W*1000 == 2.5 -> round() gives 2 (banker's), half-up would give 3 (docs/frames.md#rounding)
     out, _ = convert_box(px(1, 3, 2, 7), Frame.NORM1000, lambda: (400, 400))
     assert out.coords() == (2, 8, 5, 18)  # 2.5 -> 2, 7.5 -> 8, 5.0, 17.5 -> 18
 
 
 def test_legacy_x999_floor():
-    # legacy ms-swift: int(coord / dim * 999) (FORMATS.md 1.7)
+    # legacy ms-swift: int(coord / dim * 999) (docs/formats.md#swift-legacy-objects)
     out, _ = convert_box(px(138, 136, 235, 359), Frame.NORM999, lambda: (640, 480))
     assert out.coords() == (int(138 / 640 * 999), int(136 / 480 * 999), int(235 / 640 * 999), int(359 / 480 * 999))
     back, _ = convert_box(Box(999, 999, 999, 999, Frame.NORM999), Frame.NORM1000, lambda: (1, 1))

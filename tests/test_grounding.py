@@ -14,7 +14,7 @@ def parse(text: str, *syntaxes: str):
 
 
 def test_internvl_several_boxes_in_one_box_tag():
-    # FORMATS.md 2.6: several boxes of one referent share one <box>
+    # docs/formats.md#internvl-grounding: several boxes of one referent share one <box>
     parts = parse("<ref>bomb</ref><box>[[473, 61, 552, 181], [569, 61, 648, 183]]</box>", "internvl")
     assert parts[0] == Ref("bomb")
     assert isinstance(parts[1], Boxes)
@@ -23,7 +23,7 @@ def test_internvl_several_boxes_in_one_box_tag():
 
 
 def test_internvl_legacy_spaces_inside_box_tag():
-    # legacy ms-swift wrote <box> [[..]] </box> (FORMATS.md 1.7)
+    # legacy ms-swift wrote <box> [[..]] </box> (docs/formats.md#swift-legacy-objects)
     parts = parse("<box> [[200, 200, 600, 600]] </box>", "internvl")
     assert render_parts(parts, "internvl") == "<box>[[200, 200, 600, 600]]</box>"
 

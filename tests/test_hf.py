@@ -1,4 +1,4 @@
-"""HF / TRL messages (FORMATS.md 6): typed blocks, TRL's placeholder rule, parquet in and out."""
+"""HF / TRL messages (docs/formats.md#hf): typed blocks, TRL's placeholder rule, parquet in and out."""
 
 from __future__ import annotations
 
@@ -134,7 +134,7 @@ def test_lf_v1_typed_blocks(realdata: Path, tmp_path: Path):
     assert (report.input_format, report.written) == ("hf", 24)
 
 
-# --- reading rules (FORMATS.md 6.1-6.3) ----------------------------------------------------------
+# --- reading rules (docs/formats.md#hf) -----------------------------------------------------------
 
 
 def test_string_content_gets_every_image_before_the_first_user_text(tmp_path: Path):

@@ -106,4 +106,4 @@ def test_coco_imports_into_every_format(tmp_path: Path, dst_fmt: str):
     sample = next(iter(vlmdata.read(str(dst), format=codec_name(dst_fmt), root=root)))
     boxes = [b for _, _, bs in summary(sample) for b in bs]
     assert len(boxes) == 1
-    assert boxes[0] == pytest.approx((20, 10, 100, 60), abs=1.0)  # x,y,w,h -> x1,y1,x2,y2 (FORMATS.md 7.1 #8)
+    assert boxes[0] == pytest.approx((20, 10, 100, 60), abs=1.0)  # x,y,w,h -> x1,y1,x2,y2 (docs/frames.md#coco-xywh)

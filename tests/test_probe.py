@@ -25,7 +25,7 @@ def test_header_reader_agrees_with_pillow(tmp_path: Path, fmt: str, kwargs: dict
     img = Image.new("RGB", (123, 45), (10, 200, 30))
     if "exif" in kwargs:
         exif = Image.Exif()
-        exif[0x0112] = 6  # orientation: the stored frame is still 123x45 (FORMATS.md 7.1 #7)
+        exif[0x0112] = 6  # orientation: the stored frame is still 123x45 (docs/consumers.md#exif-orientation)
         kwargs = {"exif": exif}
     img.save(path, format=fmt, **kwargs)
     with Image.open(path) as im:

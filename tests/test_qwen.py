@@ -1,4 +1,5 @@
-"""Qwen-VL fine-tuning format (FORMATS.md 5.4), Qwen grounding frames (5.2) and smart_resize (5.3)."""
+"""Qwen-VL fine-tuning format (docs/formats.md#qwen), Qwen grounding frames (docs/frames.md#pixel_resized) and
+smart_resize (docs/frames.md#smart_resize)."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def boxes_of(sample: Sample) -> list[tuple[str | None, list[tuple[float, ...]]]]
     return out
 
 
-# --- smart_resize (5.3) and the Qwen2.5-VL frame (Appendix A) -----------------------------------
+# --- smart_resize (docs/frames.md#smart_resize) and the Qwen2.5-VL frame (docs/frames.md#pixel_resized) ----
 
 
 def test_notebook_oracle_hard_coded():
@@ -185,7 +186,8 @@ def test_smart_resize_refuses_aspect_ratio_over_200_naming_the_image():
 
 
 def test_llamafactory_pre_resize_then_smart_resize():
-    # FORMATS.md 4.4: int(W * sqrt(max / (W*H))) first: 4000x3000 at 589,824 -> 886x665, then smart_resize
+    # docs/frames.md#llama-factory-pre-resize: int(W * sqrt(max / (W*H))) first: 4000x3000 at 589,824 -> 886x665, then
+    # smart_resize
     assert llamafactory_preresize(4000, 3000, 589_824) == (886, 665)
     assert resized_size(4000, 3000, image_max_pixels=589_824) == (896, 672)
     assert resized_size(4000, 3000) == (4004, 2996)
@@ -295,7 +297,7 @@ def test_readme_grounding_example_once_repaired(realdata: Path, tmp_path: Path):
     assert read_jsonl(tmp_path / "i.jsonl")[0]["conversations"][1]["value"] == "<box>[[210, 271, 1000, 1000]]</box>"
 
 
-# --- records: placeholders, roles, system, paths (5.4) ------------------------------------------
+# --- records: placeholders, roles, system, paths (docs/formats.md#qwen) ---------------------------
 
 
 def test_placeholder_counts_must_match_with_qwen_messages(tmp_path: Path):
@@ -523,7 +525,7 @@ def test_both_syntaxes_round_trip_through_files(parts):
             assert json.loads(Path(again).read_text())[0]["conversations"][1]["value"] == text
 
 
-# --- Qwen2.5-VL pixels <-> 0-1000 (7.1 #2, #3) ------------------------------------------------------
+# --- Qwen2.5-VL pixels <-> 0-1000 (docs/frames.md#pixel_resized) ----------------------------------
 
 
 def qwen25_round_trip(tmp: Path, size: tuple[int, int], boxes: list[tuple[int, int, int, int]], **opts) -> list:

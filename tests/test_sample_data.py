@@ -56,13 +56,13 @@ def pixel_boxes(image: str, shape: str) -> list[tuple[int, int, int, int]]:
 
 
 def norm1000(box: tuple[int, ...], image: str) -> list[int]:
-    """InternVL's 0-1000 (FORMATS.md 2.6): round(v / size * 1000), Python's half-to-even round."""
+    """InternVL's 0-1000 (docs/formats.md#internvl-grounding): round(v / size * 1000), Python's half-to-even round."""
     w, h = IMAGE_FILES[image][1]
     return [round(v / (w if i % 2 == 0 else h) * 1000) for i, v in enumerate(box)]
 
 
 def fraction2(box: tuple[int, ...], image: str) -> tuple[float, ...]:
-    """LLaVA-1.5 (FORMATS.md 3.5): fractions of the unpadded image, two decimals."""
+    """LLaVA-1.5 (docs/formats.md#llava-boxes): fractions of the unpadded image, two decimals."""
     w, h = IMAGE_FILES[image][1]
     return tuple(round(v / (w if i % 2 == 0 else h), 2) for i, v in enumerate(box))
 
@@ -78,8 +78,8 @@ LLAVA_IDS = ["caption-0001", "ground-0002", "multi-turn-0004"]  # LLaVA cannot h
 MULTI_IMAGE, SYSTEM = "multi-image-0003", "system-0005"
 
 # (source, target) -> rejected ids. LLaVA-1.5 takes one image and no system prompt per record
-# (FORMATS.md 3.1, 3.3), so MULTI_IMAGE and SYSTEM (default --system reject) cannot go to llava;
-# ms-swift (both layouts) and InternVL hold system prompts, several rounds and several images.
+# (docs/formats.md#llava, docs/consumers.md#roles-and-system), so MULTI_IMAGE and SYSTEM (default --system reject)
+# cannot go to llava; ms-swift (both layouts) and InternVL hold system prompts, several rounds and several images.
 # The llava file already lacks those two records, so nothing of it is rejected anywhere.
 EXPECTED_REJECTED = {
     ("swift", "swift-legacy"): [],
@@ -270,7 +270,7 @@ def test_internvl_boxes_are_round_pixel_over_size_times_1000() -> None:
     for record_id, (image, shapes) in GROUNDING.items():
         want = [(shape, [norm1000(b, image) for b in pixel_boxes(image, shape)]) for shape in shapes]
         assert internvl_grounding(rows[record_id]) == want, record_id
-    # Python's round is half-to-even (FORMATS.md 7.1 #5): 253/400 and 349/400 are exact halves.
+    # Python's round is half-to-even (docs/frames.md#rounding): 253/400 and 349/400 are exact halves.
     assert internvl_grounding(rows["multi-turn-0004"]) == [("orange circle", [[632, 490, 872, 810]])]
     assert internvl_grounding(rows["ground-0002"])[0] == ("red square", [[116, 217, 316, 483], [641, 129, 841, 396]])
     for record_id in set(ALL_IDS) - set(GROUNDING):

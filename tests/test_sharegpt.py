@@ -1,4 +1,5 @@
-"""LLaMA-Factory sharegpt datasets and dataset_info.json (FORMATS.md 4, 7.3, 7.4)."""
+"""LLaMA-Factory sharegpt datasets and dataset_info.json (docs/formats.md#sharegpt, docs/consumers.md#media-tags,
+docs/consumers.md#roles-and-system)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Data -> tensors for each model family: rendered grounding, label masks, lengths, checks.
 
 Tiny random models are built from configs (vlmdata.train.tiny), nothing is downloaded. Box
-numbers are recomputed here from the conventions of FORMATS.md 5.2 / 7.1 and, for Qwen, checked
-against the upstream oracle of shared/realdata (Qwen's process_bbox.ipynb).
+numbers are recomputed here from the conventions of docs/frames.md#pixel_resized, docs/frames.md#frames-at-a-glance
+and, for Qwen, checked against the upstream oracle of shared/realdata (Qwen's process_bbox.ipynb).
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def _expected_answer(family: str) -> str:
     w, h = 320, 240
     red = [_norm1000(b, w, h) for b in RED_SQUARES]
     blue = [_norm1000(b, w, h) for b in BLUE_CIRCLE]
-    if family == "internvl":  # FORMATS.md 2.6: <ref>..</ref><box>[[..], [..]]</box>, 0-1000
+    if family == "internvl":  # docs/formats.md#internvl-grounding: <ref>..</ref><box>[[..], [..]]</box>, 0-1000
         return (
             f"<ref>red square</ref><box>{json.dumps(red)}</box> and <ref>blue circle</ref><box>{json.dumps(blue)}</box>"
         )
@@ -92,7 +92,7 @@ def _expected_answer(family: str) -> str:
             f"<|object_ref_start|>red square<|object_ref_end|>{tokens(red)} and "
             f"<|object_ref_start|>blue circle<|object_ref_end|>{tokens(blue)}"
         )
-    if family == "qwen2_5_vl":  # FORMATS.md 5.2: absolute pixels of the resized image, round(x * W'/W)
+    if family == "qwen2_5_vl":  # docs/frames.md#pixel_resized: absolute pixels of the resized image, round(x * W'/W)
         rw, rh = 112, 84  # smart_resize(240, 320) with the tiny processor's max_pixels 16*28*28
 
         def scaled(b: tuple[int, ...]) -> list[int]:
@@ -104,7 +104,7 @@ def _expected_answer(family: str) -> str:
 
         return f"{answer('red square', RED_SQUARES)} and {answer('blue circle', BLUE_CIRCLE)}"
 
-    if family == "qwen3_vl":  # FORMATS.md 5.2: Qwen3-VL is relative 0-1000 again, in the JSON answers
+    if family == "qwen3_vl":  # docs/frames.md#pixel_resized: Qwen3-VL is relative 0-1000 again, in the JSON answers
 
         def json_answer(label: str, boxes: list[list[int]]) -> str:
             body = ",\n\t".join(json.dumps({"bbox_2d": b, "label": label}) for b in boxes)
@@ -112,7 +112,7 @@ def _expected_answer(family: str) -> str:
 
         return f"{json_answer('red square', red)} and {json_answer('blue circle', blue)}"
 
-    # LLaVA: fractions of the image with 2 decimals (FORMATS.md 3.5)
+    # LLaVA: fractions of the image with 2 decimals (docs/formats.md#llava-boxes)
     def frac(b: tuple[int, ...]) -> str:
         return "[" + ", ".join(repr(round(v / s, 2)) for v, s in zip(b, (w, h, w, h), strict=True)) + "]"
 
@@ -417,7 +417,8 @@ def test_llamafactory_demo_data_encodes_for_training(tiny_models, realdata):
 
 
 def test_meta_repeat_time_is_honoured_as_internvl_does(tmp_path):
-    """repeat_time 2 reads the annotation twice; 0.4 keeps the head int(5 * 0.4) = 2 records (FORMATS.md 2.1)."""
+    """repeat_time 2 reads the annotation twice; 0.4 keeps the head int(5 * 0.4) = 2 records
+    (docs/formats.md#internvl-meta)."""
     from vlmdata.train.data import load, sources_of
 
     annotation = str(REPO / "sample_data" / "internvl" / "train.jsonl")

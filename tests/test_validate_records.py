@@ -1,7 +1,7 @@
 """Record rules (VD1) and grounding rules (VD2) of `vlmdata validate`.
 
 Every rule has a record that fires it and one that does not (CASES, checked to cover every VD1/VD2
-code); the media-tag counting of each target is tested against FORMATS.md 7.3 in one test per
+code); the media-tag counting of each target is tested against docs/consumers.md#media-tags in one test per
 consumer; the safe fixers rewrite the file so that a second run is clean; real data from
 ../shared/realdata behaves as its case.json says.
 """
@@ -477,7 +477,7 @@ def test_unknown_keys_are_reported_once_per_file(tmp_path: Path):
     assert any("'width'" in f.message for f in found) and any("'name'" in f.message for f in found)
 
 
-# --------------------------------------------------------------------------- FORMATS.md 7.3, per consumer
+# --------------------------------------------------------------------------- docs/consumers.md#media-tags, per consumer
 
 
 def verdicts(tmp_path: Path, target: str, rows: list[dict[str, Any]]) -> list[set[str]]:
@@ -491,7 +491,8 @@ def verdicts(tmp_path: Path, target: str, rows: list[dict[str, Any]]) -> list[se
 
 def test_internvl_counting(tmp_path: Path):
     """Human turns only; a single image/video without tag is inserted into conversations[0] (and only
-    conversations[0] is looked at); several images need one tag each; extras stay literal (7.3 #15-17)."""
+    conversations[0] is looked at); several images need one tag each; extras stay literal
+    (docs/consumers.md#media-tags)."""
     rows = [
         ivl("a.jpg", human("What is it?"), gpt("A cat.")),  # single, no tag: inserted, fine
         ivl("a.jpg", human("Hi"), gpt("Hi"), human("<image>\nWhat?"), gpt("Cat.")),  # turn 3: a second tag added
@@ -515,7 +516,8 @@ def test_internvl_counting(tmp_path: Path):
 
 
 def test_llamafactory_counting(tmp_path: Path):
-    """Every message counts (assistant included), exact equality both ways, nothing inserted (7.3 #15-17)."""
+    """Every message counts (assistant included), exact equality both ways, nothing inserted
+    (docs/consumers.md#media-tags)."""
     rows = [
         swift(user("<image>What?"), assistant("Cat."), images=["a.jpg"]),
         swift(user("Draw a cat."), assistant("<image>"), images=["a.jpg"]),  # assistant tag counts
@@ -529,7 +531,7 @@ def test_llamafactory_counting(tmp_path: Path):
 
 def test_swift_counting(tmp_path: Path):
     """All messages count; fewer tags: prepended to the first non-system message; more: a warning and
-    literal text (7.3 #15-16, FORMATS.md 1.5)."""
+    literal text (docs/consumers.md#media-tags)."""
     rows = [
         swift(system("x"), user("Draw a cat."), assistant("<image>"), images=["a.jpg"]),  # text-to-image
         swift(system("x"), user("What?"), assistant("Cat."), images=["a.jpg"]),  # inserted
@@ -545,7 +547,7 @@ def test_swift_counting(tmp_path: Path):
 
 def test_llava_counting(tmp_path: Path):
     """One image, never inserted (unused without a tag); the tags of a turn collapse into one at its
-    start; a tag at the end of the turn is fine (LLaVA moves it) (7.3 #15-16, FORMATS.md 3.2)."""
+    start; a tag at the end of the turn is fine (LLaVA moves it) (docs/consumers.md#media-tags)."""
     rows = [
         ivl("a.jpg", human("<image>\nWhat?"), gpt("Cat.")),
         ivl("a.jpg", human("What is in the image?\n<image>"), gpt("Cat.")),  # moved to the start: fine
@@ -558,7 +560,8 @@ def test_llava_counting(tmp_path: Path):
 
 
 def test_qwen_counting(tmp_path: Path):
-    """Human turns only; exact equality both ways raises; assistant tags stay text (7.3 #16-17, 5.4)."""
+    """Human turns only; exact equality both ways raises; assistant tags stay text (docs/consumers.md#media-tags,
+    docs/formats.md#qwen)."""
     rows = [
         ivl(["a.jpg", "b.jpg"], human("<image>\n<image>\nCompare."), gpt("Same.")),
         ivl("a.jpg", human("What?"), gpt("Cat.")),  # '1 image(s) remain unused'
@@ -573,7 +576,7 @@ def test_qwen_counting(tmp_path: Path):
 
 def test_hf_counting(tmp_path: Path):
     """TRL: a string first user message gets every image in front of it; {"type": "image"} blocks are
-    counted exactly against the images column; '<image>' in text is just text (7.3 #15, #18; 6.3)."""
+    counted exactly against the images column; '<image>' in text is just text (docs/consumers.md#media-tags)."""
     rows = [
         {"messages": [user(blocks("<image>", "What?")), assistant(blocks("Cat."))], "images": ["a.jpg"]},
         {"messages": [user("What?"), assistant("Cat.")], "images": ["a.jpg", "b.jpg"]},  # both put before

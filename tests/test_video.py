@@ -50,7 +50,7 @@ def test_partial_frame_list_needs_frame_images(tmp_path: Path):
     rec = read_jsonl(tmp_path / "o.jsonl")[0]
     assert report.ok
     assert rec["image"] == ["clip/a.jpg", "clip/c.jpg"]
-    # InternVL's own expansion of '<video>\n' (Frame-1 with a hyphen, FORMATS.md 7.3 #19)
+    # InternVL's own expansion of '<video>\n' (Frame-1 with a hyphen, docs/consumers.md#media-tags)
     assert rec["conversations"][0]["value"] == "Frame-1: <image>\nFrame-2: <image>\nWhat happens?"
 
 

@@ -15,11 +15,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from vlmdata.console import EXIT_USAGE, err, error, exit_for, json_text, say, signals_unwind
+from vlmdata.console import EXIT_USAGE, err, error, exit_for, say, signals_unwind
 from vlmdata.consumers import TARGETS as CONSUMER_TARGETS
 from vlmdata.convert.pipeline import convert as run_convert
 from vlmdata.convert.registry import FORMATS
-from vlmdata.convert.report import ConvertReport
+from vlmdata.convert.report import ConvertReport, json_text
 from vlmdata.errors import RecordError, VlmdataError
 
 SHOWN_REJECTIONS = 20

@@ -46,19 +46,6 @@ def error(message: str) -> None:
     say(("error:", "red"), " ", message)
 
 
-def json_text(data: object) -> str:
-    """A report as indented JSON text; values strict UTF-8 JSON cannot hold (a lone surrogate from a
-    record, an integer over 64 bits) are escaped instead of failing the report."""
-    import json
-
-    import orjson
-
-    try:
-        return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode()
-    except TypeError:
-        return json.dumps(data, indent=2, ensure_ascii=True, default=str)
-
-
 def os_error_message(exc: OSError) -> str:
     """'FILE: what went wrong' for an OSError, naming the file even for a full disk."""
     name = exc.filename if exc.filename is not None else ""

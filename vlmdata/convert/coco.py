@@ -5,17 +5,17 @@ Reading (``--from coco``): one sample per entry of ``images``, in file order, ev
 * ``--coco-task detect`` (default): the user turn is ``<image>\\n`` + the InternVL doc's detection
   prompt, the answer is the InternVL doc's V3Det answer line, a blank line, then one line per
   category present: ``<ref>name</ref><box>[[...], [...]]</box>`` with all its instances in one box
-  list (FORMATS.md 2.6). Categories come in the order of ``categories``, the boxes of a category
+  list (docs/formats.md#internvl-grounding). Categories come in the order of ``categories``, the boxes of a category
   in annotation id order. An image without any annotation is answered "There are no objects to
   detect." (``--coco-empty-answer``).
-* ``--coco-task refer``: one multi-turn sample per image (RefCOCO style, FORMATS.md 2.6): per
+* ``--coco-task refer``: one multi-turn sample per image (RefCOCO style, docs/formats.md#internvl-grounding): per
   category present, the question "... describes: <ref>name</ref>" and the answer
   ``<ref>name</ref><box>[[...]]</box>``. One sample per (image, category) is not offered: the
   pipeline reads one record into one sample, and one conversation per image keeps the image once.
   An image without annotations has nothing to ask about and is rejected.
 
 Boxes: COCO ``[x, y, w, h]`` pixels become corner boxes ``x, y, x + w, y + h`` in ``Frame.PIXEL``
-(FORMATS.md 7.1 #8); ``width``/``height`` of the image entry go onto the MediaRef, so no image is
+(docs/frames.md#coco-xywh); ``width``/``height`` of the image entry go onto the MediaRef, so no image is
 opened to convert them. ``file_name`` resolves under ``--root`` (the image folder; default: the
 folder of the instances file, as for the other formats with relative paths).
 
@@ -42,7 +42,7 @@ from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.schemas.coco import COCO_CATEGORIES, COCO_IMAGE_RECORD, IMAGE_KEYS
 from vlmdata.schemas.sample import Box, Boxes, Frame, ImageSlot, Message, Part, Ref, Sample, Text
 
-# InternVL chat_data_format.md, the V3Det example (FORMATS.md 2.6)
+# InternVL chat_data_format.md, the V3Det example (docs/formats.md#internvl-grounding)
 DETECT_PROMPT = "Please detect and label all objects in the following image and mark their positions."
 DETECT_ANSWER = "Sure, I will detect and label all objects in the image and mark their positions."
 EMPTY_ANSWER = "There are no objects to detect."

@@ -70,7 +70,7 @@ class Options:
     allow_outside_root: bool = False
     relative_paths: bool = False  # ms-swift output: keep paths relative to the root
     system: SystemPolicy = "reject"  # targets without a system prompt (LLaVA-1.5)
-    llava_padded: bool = False  # LLaVA floats are fractions of the padded square (FORMATS.md 3.5)
+    llava_padded: bool = False  # LLaVA floats are fractions of the padded square (docs/formats.md#llava-boxes)
     sizes: bool = True  # InternVL output: write width/height read from the image headers
     internvl_video: str = "auto"  # frame-list videos: "auto" = a frame folder when they are one, "images" = Frame-i
     meta: str | None = None  # InternVL output: meta JSON to add or update an entry in
@@ -79,9 +79,11 @@ class Options:
     dataset_name: str | None = None  # its entry name (default for output: the output file's stem)
     qwen_model: str = "qwen2-vl"  # Qwen box frame: qwen2-vl/qwen3-vl 0-1000, qwen2.5-vl pixels of the resized image
     qwen_boxes: str = "tokens"  # Qwen output box syntax: "tokens" (<|box_start|>..) or "json" ([{"bbox_2d": ..}])
-    max_pixels: int = 12_845_056  # Qwen2.5-VL smart_resize max_pixels (qwen-vl-utils MAX_PIXELS, FORMATS.md 5.3)
+    # Qwen2.5-VL smart_resize max_pixels (qwen-vl-utils MAX_PIXELS, docs/frames.md#smart_resize)
+    max_pixels: int = 12_845_056
     min_pixels: int = 3_136  # Qwen2.5-VL smart_resize min_pixels (qwen-vl-utils MIN_PIXELS)
-    image_max_pixels: int | None = None  # LLaMA-Factory shrink before smart_resize (FORMATS.md 4.4); None = off
+    # LLaMA-Factory shrink before smart_resize (docs/frames.md#llama-factory-pre-resize); None = off
+    image_max_pixels: int | None = None
     coco_task: Literal["detect", "refer"] = "detect"  # COCO input: one detection answer per image, or per-category Q&A
     coco_prompt: str | None = None  # COCO input: the user prompt (None = the task's default; {category} in refer)
     coco_answer: str | None = None  # COCO detect: the line before the boxes (None = InternVL's, "" = none)

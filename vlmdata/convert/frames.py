@@ -1,8 +1,9 @@
-"""Moving boxes between coordinate frames (FORMATS.md 7.1 and Appendix A).
+"""Moving boxes between coordinate frames (docs/frames.md#frames-at-a-glance,
+docs/frames.md#converting-by-hand-summary).
 
 Rounding follows the sources: ``round(v / size * 1000)`` with Python's half-to-even ``round``
 for 0-1000 (InternVL docs, ms-swift ``normalize_bbox``, Qwen's process_bbox notebook), ``int()``
-truncation with x999 for legacy ms-swift (1.7), ``round(v * W' / W)`` for Qwen2.5-VL resized
+truncation with x999 for legacy ms-swift (docs/frames.md#norm999), ``round(v * W' / W)`` for Qwen2.5-VL resized
 pixels. Values outside the target frame's range are clamped, and the caller counts every clamp.
 """
 

@@ -1,10 +1,11 @@
 """Grounding and placeholder markup: text <-> typed parts, one parser and renderer per syntax.
 
-Syntaxes (FORMATS.md 2.6, 5.1, 1.6, 3.5):
+Syntaxes (docs/formats.md#internvl-grounding, docs/formats.md#qwen-grounding, docs/formats.md#swift-objects,
+docs/formats.md#llava-boxes):
 
 * ``internvl``: ``<ref>a dog</ref><box>[[x1, y1, x2, y2], ...]</box>``, 0-1000; several boxes of
-  one referent share one ``<box>`` (7.2 #9). Legacy ms-swift wrote ``<box> [[..]] </box>`` with
-  inner spaces; the parser accepts both, the renderer writes InternVL's own form.
+  one referent share one ``<box>`` (docs/formats.md#grounding-syntaxes). Legacy ms-swift wrote ``<box> [[..]] </box>``
+  with inner spaces; the parser accepts both, the renderer writes InternVL's own form.
 * ``qwen``: ``<|object_ref_start|>a dog<|object_ref_end|><|box_start|>(x1,y1),(x2,y2)<|box_end|>``;
   consecutive box groups are one referent's boxes; ``(x,y)`` alone is a point.
 * ``llava``: ``[0.21, 0.92, 0.36, 1.0]`` floats in [0, 1], two decimals, no ref markup.

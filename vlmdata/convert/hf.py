@@ -1,12 +1,12 @@
-"""Hugging Face / TRL conversational rows, as JSONL/JSON or parquet (FORMATS.md 6).
+"""Hugging Face / TRL conversational rows, as JSONL/JSON or parquet (docs/formats.md#hf).
 
-Reading follows TRL's ``prepare_multimodal_messages`` (6.3): ``{"type": "image"}`` blocks without
-a payload take the entries of ``images`` (or ``image``) in order; blocks with a payload (``image``,
+Reading follows TRL's ``prepare_multimodal_messages`` (docs/consumers.md#media-tags): ``{"type": "image"}`` blocks
+without a payload take the entries of ``images`` (or ``image``) in order; blocks with a payload (``image``,
 ``path``, ``url``, OpenAI ``image_url``, LLaMA-Factory v1 ``value``) bring their own. When the
 first user message's content is a string, one image slot per ``images`` entry goes before its text
 (counted as inserted tags); placeholders and images must then match one to one, as TRL raises
 otherwise. ``videos``/``{"type": "video"}`` are read the same way. Roles: system, user, assistant,
-tool. Text is text: a literal ``<image>`` inside a text block stays text (7.3 #18); Qwen2-VL and
+tool. Text is text: a literal ``<image>`` inside a text block stays text (docs/consumers.md#media-tags); Qwen2-VL and
 InternVL grounding markup in text is parsed into boxes (0-1000).
 
 Writing gives every message a block list (``{"type": "text", "text": ..}`` and ``{"type":

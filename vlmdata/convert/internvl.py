@@ -1,4 +1,4 @@
-"""InternVL chat fine-tuning JSONL records (FORMATS.md 2.2-2.6).
+"""InternVL chat fine-tuning JSONL records (docs/formats.md#internvl).
 
 Reading follows ``internvl2_5`` (the InternVL2.5/3 fine-tune style): an optional leading system
 turn, ``<image>``/``<video>`` counted in human turns only, ``<image>\\n`` inserted at the start of
@@ -196,9 +196,9 @@ def _video_first(sample: Sample, first_value: str) -> str:
 def video_as_frame_images(sample: Sample, ctx: WriteContext) -> Sample:
     """A video written as its frames: ``<video>\n`` becomes ``Frame-1: <image>\nFrame-2: <image>\n``.
 
-    This is InternVL's own expansion (``video_get_item``, FORMATS.md 2.3, 7.3 #19: "Frame-1" with
+    This is InternVL's own expansion (``video_get_item``, docs/consumers.md#media-tags: "Frame-1" with
     a hyphen) done in the data, so the record loads through the multi-image path, which needs no
-    video reader (InternVL's needs petrel_client, 7.5 #28).
+    video reader (InternVL's needs petrel_client, docs/consumers.md#bad-rows).
     """
     if len(sample.videos) != 1:
         raise RecordError(f"{len(sample.videos)} videos in one record", "InternVL takes one video")

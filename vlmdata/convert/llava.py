@@ -1,4 +1,4 @@
-"""LLaVA-1.5 JSON list records (FORMATS.md 3.1-3.5).
+"""LLaVA-1.5 JSON list records (docs/formats.md#llava).
 
 One image per record, ``<image>`` in a human turn; LLaVA never inserts a missing tag (the image
 would be silently unused), so the reader puts ``<image>\\n`` at the start of the first human turn,

@@ -1,4 +1,4 @@
-"""InternVL meta JSON entries (FORMATS.md 2.1), written atomically, other entries kept."""
+"""InternVL meta JSON entries (docs/formats.md#internvl-meta), written atomically, other entries kept."""
 
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ def display_name(path: str, stream: str = "<stdin>") -> str:
 
 
 def default_root(codec: Codec, src: str) -> str:
-    """Where relative media paths resolve when no root is given (FORMATS.md 7.4 #23)."""
+    """Where relative media paths resolve when no root is given (docs/consumers.md#media-paths)."""
     if codec.absolute_paths or src == "-":
         return os.getcwd()  # ms-swift: the working directory
     return os.path.dirname(os.path.abspath(src))  # InternVL/LLaVA: their root folder

@@ -1,9 +1,9 @@
 """Media slots in conversations: counting, numbering, and the consumers' insertion rules.
 
-Every consumer replaces media tags left to right with the media list in order (FORMATS.md 1.5,
-2.3, 3.2, 4.3), so a slot's index is its order of appearance; ``renumber`` restores that after an
-insertion. Where a source format relied on auto-insertion, the reader inserts the slot exactly
-where that format's consumer would have put it, and counts the insertion in the report.
+Every consumer replaces media tags left to right with the media list in order (docs/consumers.md#media-tags), so a
+slot's index is its order of appearance; ``renumber`` restores that after an insertion. Where a source format relied on
+auto-insertion, the reader inserts the slot exactly where that format's consumer would have put it, and counts the
+insertion in the report.
 """
 
 from __future__ import annotations
@@ -69,8 +69,9 @@ def reconcile(
     """Make the slots match the media lists by the source consumer's rule; returns insertions.
 
     ``only_single``: the consumer inserts a missing tag only for a single image/video
-    (InternVL, FORMATS.md 2.3); otherwise it prepends every missing tag (ms-swift, 1.5).
-    Surplus tags, or a shortfall the consumer would not fill, reject the record with counts.
+    (InternVL, docs/consumers.md#media-tags); otherwise it prepends every missing tag (ms-swift,
+    docs/consumers.md#media-tags). Surplus tags, or a shortfall the consumer would not fill, reject the record with
+    counts.
     """
     inserted = 0
     for kind, n_media in media_counts.items():
@@ -79,7 +80,8 @@ def reconcile(
             continue
         fillable = n_tags < n_media and (not only_single or (n_media == 1 and n_tags == 0))
         if not fillable:
-            if n_tags > n_media:  # the consumer leaves the extra tags as text (ms-swift only warns, 1.5)
+            # the consumer leaves the extra tags as text (ms-swift only warns, docs/consumers.md#media-tags)
+            if n_tags > n_media:
                 fix = f"{source} pairs no {kind} with the extra tag(s): remove them or add the missing {kind}(s)"
             else:
                 fix = f"{source} inserts no tag here: add a <{kind}> tag where each {kind} belongs"
@@ -95,7 +97,7 @@ _IMG_TAG = re.compile(r"<img>(.*?)</img>", re.S)
 
 
 def extract_img_tags(messages: list[Message]) -> list[str]:
-    """ms-swift compat: ``<img>path</img>`` in text becomes an image slot (FORMATS.md 1.4)."""
+    """ms-swift compat: ``<img>path</img>`` in text becomes an image slot (docs/consumers.md#media-paths)."""
     paths: list[str] = []
     for m in messages:
         new_parts: list[Part] = []

@@ -1,4 +1,5 @@
-"""Qwen-VL official fine-tuning records (FORMATS.md 5.4) with Qwen2-VL / 2.5-VL / 3-VL grounding (5.1, 5.2).
+"""Qwen-VL official fine-tuning records (docs/formats.md#qwen) with Qwen2-VL / 2.5-VL / 3-VL grounding
+(docs/formats.md#qwen-grounding).
 
 Reading follows ``_build_messages`` of qwen-vl-finetune (``qwenvl/data/data_processor.py``):
 ``image``/``video`` are a path or a list of paths joined to ``data_path`` (here: ``--root``, by

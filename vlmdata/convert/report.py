@@ -48,6 +48,19 @@ def safe_value(value: Any) -> Any:
     return safe_text(repr(value) if not isinstance(value, (list, dict)) else f"<{type(value).__name__}>", SHOWN_ID)
 
 
+def json_text(data: object) -> str:
+    """A report as indented JSON text; values strict UTF-8 JSON cannot hold (a lone surrogate from a
+    record, an integer over 64 bits) are escaped instead of failing the report."""
+    import json
+
+    import orjson
+
+    try:
+        return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode()
+    except TypeError:
+        return json.dumps(data, indent=2, ensure_ascii=True, default=str)
+
+
 @dataclass(slots=True)
 class Rejection:
     file: str

@@ -1,4 +1,4 @@
-"""LLaMA-Factory ``sharegpt`` datasets and their dataset_info.json entry (FORMATS.md 4).
+"""LLaMA-Factory ``sharegpt`` datasets and their dataset_info.json entry (docs/formats.md#sharegpt).
 
 Reading follows LLaMA-Factory 0.9.5 (``SharegptDatasetConverter``, ``_find_medias`` and the
 multimodal plugins' ``_validate_messages``):

@@ -1,11 +1,11 @@
-"""ms-swift current ``messages`` rows (FORMATS.md 1.1-1.6).
+"""ms-swift current ``messages`` rows (docs/formats.md#swift).
 
 Reading follows ms-swift: role/content aliases, typed content blocks flattened into tags, missing
 ``<image>`` tags prepended to the first non-system message (``_add_default_tags``), ``<img>path</img>``
 extracted when ``images`` is empty, ``objects`` filling ``<ref-object>``/``<bbox>``. Model-native
 grounding text (Qwen2-VL tokens, InternVL tags) is parsed too. Writing always emits explicit tags,
 ``objects`` for boxes (``real`` when every box is in pixels, else ``norm1``), and absolute media
-paths (ms-swift resolves relative paths against the working directory, 1.4) unless
+paths (ms-swift resolves relative paths against the working directory, docs/consumers.md#media-paths) unless
 ``relative_paths``.
 """
 
@@ -52,7 +52,7 @@ def media_list(record: dict[str, Any], key: str, alias: str, ctx: ReadContext) -
             if not item.get("path"):
                 raise RecordError(f"{key} holds embedded bytes without a path", "write the bytes to a file first")
             item = item["path"]
-        if isinstance(item, list):  # a video given as frames (FORMATS.md 1.2)
+        if isinstance(item, list):  # a video given as frames (docs/formats.md#swift)
             frames = [ctx.media(f, alias) for f in item]
             if not frames:
                 raise RecordError(f"{key} holds an empty frame list", "remove it")

@@ -1,4 +1,5 @@
-"""ms-swift legacy ``query``/``response``/``history`` rows (FORMATS.md 1.3, 1.7).
+"""ms-swift legacy ``query``/``response``/``history`` rows (docs/formats.md#swift-legacy,
+docs/formats.md#swift-legacy-objects).
 
 ``history`` is a list of ``[query, response]`` pairs (or its string form, parsed with
 ``ast.literal_eval`` as ms-swift does). ``objects`` is the legacy list, usually as a JSON string,

@@ -1,10 +1,10 @@
 """ms-swift ``objects`` grounding: filling ``<ref-object>``/``<bbox>`` and building it back.
 
-Two semantics (FORMATS.md 1.6 and 1.7):
+Two semantics (docs/formats.md#swift-objects, docs/formats.md#swift-legacy-objects):
 
 * current dict ``{ref, bbox, bbox_type, image_id}``: ``<ref-object>`` and ``<bbox>`` are
   independent counters over ``ref`` and ``bbox``; ``bbox_type`` is ``real`` (default) or
-  ``norm1``. ms-swift reads any other value as ``real`` without a word (7.2 #13), so we refuse it.
+  ``norm1``. ms-swift reads any other value as ``real`` without a word (docs/formats.md#swift-objects), so we refuse it.
 * legacy list ``[{caption, bbox, bbox_type, image}]``: the i-th ``<ref-object>`` and the i-th
   ``<bbox>`` both take ``objects[i]``; ``bbox`` may hold several boxes; ``bbox_type`` is
   ``real`` | ``norm_1000`` (0-999, x999 floor) | ``norm_1``.
@@ -93,7 +93,7 @@ def fill_current(messages: list[Message], objects: dict[str, Any]) -> int:
     if frame is None:
         raise RecordError(
             f"objects.bbox_type {bbox_type!r} is not 'real' or 'norm1': ms-swift would silently "
-            "read these boxes as pixels (FORMATS.md 1.6)",
+            "read these boxes as pixels (docs/formats.md#swift-objects)",
             "use 'norm1' for 0-1 fractions, convert other scales, or read the file with "
             "--from swift-legacy if it is ms-swift <=3.0 data",
         )

@@ -1,4 +1,5 @@
-"""``conversations: [{from, value}]`` turns shared by InternVL and LLaVA (FORMATS.md 2.2, 3.1)."""
+"""``conversations: [{from, value}]`` turns shared by InternVL and LLaVA (docs/formats.md#internvl,
+docs/formats.md#llava)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@
 * **Header only.** JPEG and PNG headers are parsed here (size, mode, EXIF orientation from the
   APP1 / eXIf block before the pixel data); every other format is opened lazily with Pillow, which
   reads the header and no pixel. Sizes are the raw stored frame, as every loader sees it (none of
-  them applies EXIF orientation, FORMATS.md 7.1 #7).
+  them applies EXIF orientation, docs/consumers.md#exif-orientation).
 * **Truncation, cheaply.** A complete JPEG ends with the EOI marker ``FFD9`` (after the start of
   scan), a PNG with its ``IEND`` chunk, a GIF with ``0x3B``, a WebP's RIFF size covers the file: one
   read of the file's last 4 KiB. Only a file that fails this test is decoded (``Image.load()``),

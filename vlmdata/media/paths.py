@@ -1,4 +1,4 @@
-"""Where a media path points, the way the consumer of each format resolves it (FORMATS.md 7.4 #23).
+"""Where a media path points, the way the consumer of each format resolves it (docs/consumers.md#media-paths).
 
 A path must stay under its root: ``../`` escapes and symlinks that leave the root are errors
 unless the caller allows them. URLs and data URIs are passed through untouched.
@@ -18,7 +18,7 @@ _SEP_SEP = os.sep + os.sep
 
 
 def is_remote(path: str) -> bool:
-    return path.startswith(REMOTE_PREFIXES) or len(path) > 2000  # >2000 chars: base64 (1.4)
+    return path.startswith(REMOTE_PREFIXES) or len(path) > 2000  # >2000 chars: base64 (docs/consumers.md#media-paths)
 
 
 def check_path_text(path: str) -> None:

@@ -1,7 +1,7 @@
 """Image size from the file header only (Pillow opens lazily; no pixel is decoded).
 
 Sizes are the raw stored frame: the loaders read here never apply EXIF orientation
-(FORMATS.md 7.1 #7), so neither do we. Decompression bombs are refused.
+(docs/consumers.md#exif-orientation), so neither do we. Decompression bombs are refused.
 """
 
 from __future__ import annotations

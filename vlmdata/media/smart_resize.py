@@ -1,7 +1,8 @@
-"""The image size Qwen2-VL / Qwen2.5-VL actually see: ``smart_resize`` (FORMATS.md 5.3, 4.4).
+"""The image size Qwen2-VL / Qwen2.5-VL actually see: ``smart_resize`` (docs/frames.md#smart_resize,
+docs/frames.md#llama-factory-pre-resize).
 
-Qwen2.5-VL boxes are absolute pixels of this resized image (FORMATS.md 5.2, Appendix A), so the
-size must be computed exactly as the training pipeline does:
+Qwen2.5-VL boxes are absolute pixels of this resized image (docs/frames.md#pixel_resized,
+docs/frames.md#converting-by-hand-summary), so the size must be computed exactly as the training pipeline does:
 
 * ``smart_resize`` follows qwen-vl-utils (``vision_process.py``): sides rounded to a multiple of
   ``factor`` (28 = patch 14 x merge 2), then scaled down (floor) above ``max_pixels`` or up (ceil)
@@ -65,7 +66,7 @@ def smart_resize(
 
 
 def llamafactory_preresize(width: int, height: int, image_max_pixels: int) -> tuple[int, int]:
-    """(w, h) after LLaMA-Factory's ``_preprocess_image`` shrink (FORMATS.md 4.4)."""
+    """(w, h) after LLaMA-Factory's ``_preprocess_image`` shrink (docs/frames.md#llama-factory-pre-resize)."""
     if width * height > image_max_pixels:
         factor = math.sqrt(image_max_pixels / (width * height))
         width, height = int(width * factor), int(height * factor)

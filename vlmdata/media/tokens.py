@@ -1,4 +1,5 @@
-"""How many tokens a model spends on an image, from the image's size alone (FORMATS.md 2.7, 5.3, 3.4).
+"""How many tokens a model spends on an image, from the image's size alone (docs/consumers.md#image-tokens,
+docs/frames.md#smart_resize).
 
 * InternVL 2.5 / 3 (``internvl_chat``): ``dynamic_preprocess`` picks a grid of 448x448 tiles whose
   aspect ratio is closest to the image's (``min_num`` 1 <= i*j <= ``max_num``; a tie goes to the
@@ -10,7 +11,8 @@
 * Qwen2-VL / Qwen2.5-VL: ``smart_resize`` (factor 28 = patch 14 x merge 2), then
   ``(h'/14) * (w'/14) / 4 = h'*w' / 784`` tokens. Defaults are qwen-vl-utils' ``MIN_PIXELS``
   3,136 and ``MAX_PIXELS`` 12,845,056 (also what the released checkpoints' preprocessor_config.json
-  say); LLaMA-Factory shrinks the image to ``image_max_pixels`` (589,824) first (FORMATS.md 4.4).
+  say); LLaMA-Factory shrinks the image to ``image_max_pixels`` (589,824) first
+  (docs/frames.md#llama-factory-pre-resize).
 * LLaVA-1.5: CLIP ViT-L/14 at 336 px, ``(336/14)^2`` = 576 tokens per image, whatever its size.
 
 The counts are the image *feature* tokens (the ``<IMG_CONTEXT>`` / ``<|image_pad|>`` / image
@@ -129,7 +131,7 @@ def llamafactory_qwen_preprocess(
 ) -> tuple[int, int]:
     """(w, h) after LLaMA-Factory's ``_preprocess_image`` and ``Qwen2VLPlugin._preprocess_image``:
     shrink to ``image_max_pixels``, grow to ``image_min_pixels`` (``int()`` both ways), a side under
-    28 px set to 28, an aspect ratio over 200 cut to 180:1 (FORMATS.md 4.4)."""
+    28 px set to 28, an aspect ratio over 200 cut to 180:1 (docs/frames.md#llama-factory-pre-resize)."""
     width, height = llamafactory_preresize(width, height, image_max_pixels)
     if width * height < image_min_pixels:
         factor = math.sqrt(image_min_pixels / (width * height))

@@ -1,7 +1,7 @@
 """Videos given as frames: InternVL frame folders (a path ending in ``/``) and frame lists.
 
-InternVL reads a folder of frames when the ``video`` path ends with ``/`` (FORMATS.md 2.2);
-ms-swift and Qwen take a list of frame files (1.2). Converting between the two only needs the
+InternVL reads a folder of frames when the ``video`` path ends with ``/`` (docs/formats.md#internvl);
+ms-swift and Qwen take a list of frame files (docs/formats.md#swift). Converting between the two only needs the
 folder listing, never a decode.
 """
 

@@ -1,4 +1,4 @@
-"""COCO object detection "instances" JSON shapes (FORMATS.md 7.1 #8: boxes are ``x, y, w, h``).
+"""COCO object detection "instances" JSON shapes (docs/frames.md#coco-xywh: boxes are ``x, y, w, h``).
 
 An instances file (``instances_train2017.json``) is ONE JSON object::
 

@@ -1,4 +1,4 @@
-"""Hugging Face / TRL conversational rows (FORMATS.md 6.1, 6.2).
+"""Hugging Face / TRL conversational rows (docs/formats.md#hf).
 
 A row holds ``messages`` (language modelling) or ``prompt`` + ``completion`` (both conversational
 lists, or plain strings), each message ``{role, content}`` with ``content`` a string or a list of

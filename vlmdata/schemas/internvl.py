@@ -1,4 +1,4 @@
-"""InternVL chat fine-tuning record and meta entry shapes (FORMATS.md 2.1, 2.2)."""
+"""InternVL chat fine-tuning record and meta entry shapes (docs/formats.md#internvl-meta, docs/formats.md#internvl)."""
 
 from __future__ import annotations
 

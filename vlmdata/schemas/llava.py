@@ -1,4 +1,4 @@
-"""LLaVA-1.5 record shape (FORMATS.md 3.1): one JSON list of these."""
+"""LLaVA-1.5 record shape (docs/formats.md#llava): one JSON list of these."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Qwen-VL official fine-tuning record shape (FORMATS.md 5.4, QwenLM ``qwen-vl-finetune``).
+"""Qwen-VL official fine-tuning record shape (docs/formats.md#qwen, QwenLM ``qwen-vl-finetune``).
 
 LLaVA-like: ``image`` and ``video`` are one path or a list of paths (joined to the dataset's
 ``data_path``), ``conversations`` is ``[{from, value}]``. A file is a JSON list or JSONL.

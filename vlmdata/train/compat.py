@@ -3,7 +3,7 @@
 Offline by default (nothing is downloaded unless the user's environment says otherwise), and the
 no-torchvision workaround: InternVL's and Qwen2(.5)/3-VL's processors declare a video processor
 that transformers only defines when torchvision imports; without torchvision they cannot even be
-constructed (shared/notes/offline-tiny-vlm-training.md, pitfall P1). Dropping the video processor
+constructed (docs/training.md#p1-no-torchvision). Dropping the video processor
 from their sub-processor list makes them work for images; videos then need torchvision.
 """
 

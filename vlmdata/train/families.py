@@ -1,8 +1,8 @@
 """What differs between the model families: detection, grounding syntax and frame, modules.
 
-Grounding is rendered in the model's own syntax and frame (FORMATS.md 7.1): InternVL
+Grounding is rendered in the model's own syntax and frame (docs/frames.md#frames-at-a-glance): InternVL
 ``<ref>/<box>`` on 0-1000, Qwen2-VL ``<|box_start|>(x1,y1),(x2,y2)<|box_end|>`` on 0-1000,
-Qwen2.5-VL absolute pixels of the image *as its processor resizes it* (FORMATS.md 5.2), with the
+Qwen2.5-VL absolute pixels of the image *as its processor resizes it* (docs/frames.md#pixel_resized), with the
 ``{"bbox_2d": ..}`` JSON answers it was trained on, Qwen3-VL the same JSON on 0-1000, LLaVA
 fractions of the image.
 """

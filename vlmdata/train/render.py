@@ -5,7 +5,7 @@ template writes the family's placeholder there); everything between them is text
 rendered in the family's syntax and frame. Boxes are converted with the size of the *loaded*
 image, and for Qwen2.5-VL with the size the processor resizes that very image to, computed by the
 processor's own ``smart_resize`` and settings: the box frame and the pixels the model sees cannot
-disagree (the upstream bug class of FORMATS.md 5.2). The collator re-checks it against the
+disagree (the upstream bug class of docs/frames.md#pixel_resized). The collator re-checks it against the
 ``image_grid_thw`` the processor returns.
 """
 

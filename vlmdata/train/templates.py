@@ -2,7 +2,7 @@
 
 The released checkpoints' templates render the right text but carry no ``{% generation %}``
 block, and without one ``return_assistant_tokens_mask`` silently returns all zeros
-(shared/notes/offline-tiny-vlm-training.md, pitfall P6). These templates render the same text as
+(docs/training.md#p6-assistant-mask). These templates render the same text as
 the families' own templates (ChatML for InternVL and Qwen, ``USER: .. ASSISTANT: ..`` for
 LLaVA-1.5) and mark each assistant reply plus its end-of-turn token as the generation span.
 An image content item becomes the placeholder the family's *processor* expands.

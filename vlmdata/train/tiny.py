@@ -3,7 +3,7 @@
 For tests, the benchmark and trying the training stage without a download: each family gets a
 byte-level BPE tokenizer trained in-process with the family's special tokens, its PIL image
 processor, its processor with vlmdata's chat template, and a model config whose ids and
-geometry agree (the traps are listed in shared/notes/offline-tiny-vlm-training.md, P3-P5).
+geometry agree (the traps are listed in docs/training.md#pitfalls, P3-P5).
 The folder loads with ``AutoModelForImageTextToText`` / ``AutoProcessor`` like a real checkpoint.
 """
 

@@ -75,7 +75,8 @@ META_KEYS = ("annotation", "repeat_time", "data_augment")  # keys only an Intern
 
 
 def is_internvl_meta(path: str) -> bool:
-    """A JSON object of entries, one at least with an InternVL key such as ``annotation`` (FORMATS.md 2.1);
+    """A JSON object of entries, one at least with an InternVL key such as ``annotation``
+    (docs/formats.md#internvl-meta);
     entries that lack a required key are still meta entries (the VD4 rules report them)."""
     if not path.endswith(".json") or os.path.getsize(path) > 10_000_000:
         return False
@@ -133,7 +134,7 @@ def expand(paths: Iterable[str], root: str | None) -> Iterator[Target]:
 
 def meta_targets(meta_path: str) -> Iterator[Target]:
     """Every dataset an InternVL meta file names; annotation and root resolve as InternVL does
-    (against the working directory; FORMATS.md 2.1)."""
+    (against the working directory; docs/formats.md#internvl-meta)."""
     with open(meta_path, "rb") as f:
         meta = orjson.loads(f.read())
     for name, entry in meta.items():

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from vlmdata.console import json_text
+from vlmdata.convert.report import json_text
 from vlmdata.validators.engine import ValidationReport
 from vlmdata.validators.registry import SEVERITY_ORDER, Finding
 

@@ -1,4 +1,5 @@
-"""VD5: token budgets with ``--model`` and ``--max-length`` (FORMATS.md 2.7, 5.3, 3.4, 7.5 #26).
+"""VD5: token budgets with ``--model`` and ``--max-length`` (docs/consumers.md#image-tokens,
+docs/frames.md#smart_resize, docs/consumers.md#truncation).
 
 Image tokens come from image sizes read from the file headers (``ctx.inspector``, cached, so the
 media rules' later probe of the same files costs nothing), else from the record's declared
@@ -23,7 +24,8 @@ from vlmdata.validators.view import FileView, RecordView
 
 MEDIA_TAG = re.compile(r"<image>|<video>|<audio>")
 
-# What each consumer does with a row whose tokens exceed its max length (FORMATS.md 7.5 #26, 1.8).
+# What each consumer does with a row whose tokens exceed its max length (docs/consumers.md#truncation,
+# docs/consumers.md#bad-rows).
 OVER_LENGTH = {
     "internvl": "InternVL truncates at model_max_length and asserts 'image tokens are truncated' (the row is "
     "replaced by a random one)",
@@ -57,7 +59,7 @@ def _max_dynamic_patch(ctx: ValidationContext) -> int:
     entry = fv.meta_entry if isinstance(fv, FileView) else None
     value = entry.get("max_dynamic_patch") if entry else None
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-        return value  # the meta entry overrides --max_dynamic_patch (FORMATS.md 2.1)
+        return value  # the meta entry overrides --max_dynamic_patch (docs/formats.md#internvl-meta)
     return ctx.max_dynamic_patch
 
 
@@ -161,7 +163,7 @@ def _knob(model: str) -> str:
     what="With `--model` and `--max-length`, reports a record whose image tokens alone exceed the maximum length: "
     "InternVL 2.5/3 tiles (256 tokens per 448x448 tile, a thumbnail when there is more than one tile, "
     "`max_dynamic_patch` divided among the images), Qwen2-VL/2.5-VL `smart_resize` (h*w/784), LLaVA-1.5 576.",
-    why="Truncation cannot keep such a row intact (FORMATS.md 7.5 #26): InternVL asserts `image tokens are "
+    why="Truncation cannot keep such a row intact (docs/consumers.md#truncation): InternVL asserts `image tokens are "
     "truncated` and trains a random row instead, transformers' Qwen2-VL raises `Image features and image "
     "tokens do not match`, and ms-swift's default `truncation_strategy=delete` drops the row without a word.",
     example='{"image": "scan_4000x3000.png", ...}   with --model qwen2.5-vl --max-length 8192 (15,301 image tokens)',
@@ -199,9 +201,9 @@ def image_tokens_over_max_length(view: RecordView, ctx: ValidationContext) -> It
     "/ 4 (3.5 for LLaVA's LLaMA tokenizer) + 0.7 per other character (1.5 for LLaMA), + 4 per turn for the "
     "template's role markers, + 2 per image for its wrapper tokens; exact with `--tokenizer DIR` "
     "(`DIR/tokenizer.json`, needs the `tokenizers` package). The template's default system prompt is not counted.",
-    why="The row is truncated or dropped (FORMATS.md 7.5 #26): ms-swift's default `truncation_strategy=delete` "
-    "drops it silently, InternVL and transformers' Qwen2-VL fail when truncation reaches the image tokens, "
-    "and otherwise the end of the answer is cut from the labels.",
+    why="The row is truncated or dropped (docs/consumers.md#truncation): ms-swift's default "
+    "`truncation_strategy=delete` drops it silently, InternVL and transformers' Qwen2-VL fail when truncation reaches "
+    "the image tokens, and otherwise the end of the answer is cut from the labels.",
     example='{"image": "a.jpg", "conversations": [... a 20,000-character answer ...]}   with --max-length 4096',
     fix="Shorten or split the conversation, lower the image budget, or raise the maximum length.",
 )

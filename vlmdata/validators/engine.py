@@ -247,7 +247,12 @@ class Runner:
             view = RecordView(file, raw.line, raw.index, fmt, None)
             view.decode_error = f"invalid JSON: {exc}"
             return view
-        view = build_view(parsed, file, raw.line, raw.index, fmt)
+        try:
+            view = build_view(parsed, file, raw.line, raw.index, fmt)
+        except DATA_ERRORS as exc:  # the view reads any JSON; a shape it did not foresee is the record's error
+            view = RecordView(file, raw.line, raw.index, fmt, None)
+            view.decode_error = f"unexpected record shape ({describe_error(exc)})"
+            return view
         try:
             view.sample = decoder.decode(Raw(parsed, raw.line, raw.index))
         except DATA_ERRORS as exc:

@@ -113,7 +113,7 @@ def _block_media(blocks: list[Any]) -> list[tuple[str, str]]:
     ``{"type": "image_url", "image_url": {"url": ..}}``, LLaMA-Factory v1 ``{"type": "image_url", "value": ..}``."""
     out = []
     for block in blocks:
-        if not isinstance(block, dict) or block.get("type") not in MEDIA_BLOCKS:
+        if not isinstance(block, dict) or not isinstance(block.get("type"), str) or block["type"] not in MEDIA_BLOCKS:
             continue
         btype = block["type"]
         value = next((block[k] for k in (btype, "path", "url", "value") if block.get(k) not in (None, "")), None)

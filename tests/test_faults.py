@@ -478,3 +478,14 @@ def test_gallery_with_a_lone_surrogate_is_written(tmp_path: Path):
     res = run("show", str(src), "--from", "llava", "--root", str(tmp_path), "-o", str(tmp_path / "g.html"))
     assert res.exit_code == 0, res.output
     assert "\\ud800" in (tmp_path / "g.html").read_text(encoding="utf-8")
+
+
+def test_a_record_too_deep_to_write_is_rejected_by_transform(tmp_path: Path):
+    """300 levels: the JSON-list reader takes it, orjson cannot write it, pydantic cannot dump it."""
+    deep = "[" * 300 + "]" * 300
+    good = json.dumps({**GOOD, "id": "ok"})
+    src = tmp_path / "in.json"
+    src.write_text(f'[{good},\n{{"messages": {json.dumps(GOOD["messages"])}, "id": "d", "x": {deep}}}]')
+    res = run("transform", str(src), "-o", str(tmp_path / "o.json"), "--drop-system")  # no --rejects: no raw kept
+    assert res.exit_code == 1, res.output
+    assert "2 in = 1 written + 1 rejected" in res.output and f"{src}:2 (id=d)" in res.output

@@ -143,12 +143,21 @@ class _EngineEvents(Events):
         self.report.split_added += parts - 1
 
 
+def _sample_record(sample: Sample) -> dict[str, Any]:
+    """The sample as a dict for the rejects file; one too deep to serialise is named, not a crash."""
+    try:
+        return sample.to_dict()
+    except (ValueError, TypeError, RecursionError) as exc:
+        return {"id": sample.id, "not_written": f"the sample cannot be shown as JSON ({exc})"}
+
+
 def _record_of(sample: Sample) -> Any:
     """The original record of ``sample`` (as read), or the sample itself when it was not kept."""
     raw = sample.extra.get(RAW_KEY)
     if raw is None:
-        data = sample.to_dict()
-        data["extra"].pop(RAW_KEY, None)
+        data = _sample_record(sample)
+        if isinstance(data.get("extra"), dict):
+            data["extra"].pop(RAW_KEY, None)
         return data
     payload = raw.payload
     if isinstance(payload, bytes | bytearray):
@@ -260,7 +269,7 @@ def _write_stream(
             writer.write(encode(sample, wctx))  # a record orjson cannot write fails before any byte is written
         except DATA_ERRORS as exc:
             origin = sample.origin
-            where = raw or Raw(sample.to_dict(), origin.line if origin else None, origin.index if origin else 0)
+            where = raw or Raw(_sample_record(sample), origin.line if origin else None, origin.index if origin else 0)
             rejection = rejection_for(origin.file if origin else name, where, exc, sample.id)
             report.add_rejection(rejection)
             rejects_file.add(rejection, where)

@@ -6,6 +6,7 @@ processes over chunks of records while this process reads and writes in order.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -333,6 +334,30 @@ class RejectsFile:
         self.writer.write_bytes(dump_entry(entry))
 
 
+@contextlib.contextmanager
+def record_outputs(
+    target: Codec, dst: str, layout: str, options: Options, rejects: str | None
+) -> Iterator[tuple[Any, RejectsFile]]:
+    """The output writer and the rejects file of one run: committed (staged, inside a transaction)
+    when the block ends normally, both aborted (temp files removed) when it raises."""
+    writer = target.open_output(dst, layout, options) or RecordWriter(dst, layout)
+    try:
+        rejects_file = RejectsFile(rejects)
+    except BaseException:
+        writer.abort()
+        raise
+    try:
+        yield writer, rejects_file
+        writer.commit()
+        if rejects_file.writer:
+            rejects_file.writer.commit()
+    except BaseException:
+        writer.abort()
+        if rejects_file.writer:
+            rejects_file.writer.abort()
+        raise
+
+
 def dump_entry(entry: dict[str, Any]) -> bytes:
     """A rejects-file line; a record orjson cannot write (an integer over 64 bits, a lone surrogate,
     nesting past its limit) is kept as JSON text with escapes, or at worst described, never a crash."""
@@ -390,21 +415,11 @@ def convert(
         report = ConvertReport(name, display_name(dst, "<stdout>"), input_format, target.name)
         args = (opened.codec.name, target.name, name, in_root, options.root is not None, in_root, options)
         with transaction():  # the output, the rejects and the side files are published together or not at all
-            writer = target.open_output(dst, out_layout, options) or RecordWriter(dst, out_layout)
-            rejects_file = RejectsFile(rejects)
-            try:
+            with record_outputs(target, dst, out_layout, options, rejects) as (writer, rejects_file):
                 if workers > 1:
                     _convert_parallel(opened.records, writer, rejects_file, report, args, workers, progress)
                 else:
                     _convert_serial(opened.records, writer, rejects_file, report, args, progress)
-                writer.commit()
-                if rejects_file.writer:
-                    rejects_file.writer.commit()
-            except BaseException:
-                writer.abort()
-                if rejects_file.writer:
-                    rejects_file.writer.abort()
-                raise
             report.written = writer.count
             report.side_files = target.after_write(dst, report.written, in_root, options)
             report.advice = target.advice(dst, options)

@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 
 from vlmdata.convert.codec import Options, Tally, WriteContext
-from vlmdata.convert.io import Raw, RecordWriter, SyntaxErrorInFile
+from vlmdata.convert.io import Raw, SyntaxErrorInFile
 from vlmdata.convert.pipeline import (
     DATA_ERRORS,
     Decoder,
@@ -43,6 +43,7 @@ from vlmdata.convert.pipeline import (
     output_layout,
     output_path,
     record_id_of,
+    record_outputs,
     rejection_for,
     resolver_for,
     unreadable,
@@ -222,18 +223,8 @@ def run_stream(
         out_resolver = PathResolver(resolver.root, explicit_root=options.root is not None, allow_outside=True)
         wctx = WriteContext(out_resolver, options, tally)
         with transaction():  # the output, the rejects and the side files are published together or not at all
-            writer = target.open_output(dst, out_layout, options) or RecordWriter(dst, out_layout)
-            rejects_file = RejectsFile(rejects)
-            try:
+            with record_outputs(target, dst, out_layout, options, rejects) as (writer, rejects_file):
                 _write_stream(opened.records, decoder, target, wctx, writer, rejects_file, report, transforms, filters)
-                writer.commit()
-                if rejects_file.writer:
-                    rejects_file.writer.commit()
-            except BaseException:
-                writer.abort()
-                if rejects_file.writer:
-                    rejects_file.writer.abort()
-                raise
             report.written = writer.count
             report.side_files = target.after_write(dst, report.written, resolver.root, options)
     finally:

@@ -489,3 +489,17 @@ def test_a_record_too_deep_to_write_is_rejected_by_transform(tmp_path: Path):
     res = run("transform", str(src), "-o", str(tmp_path / "o.json"), "--drop-system")  # no --rejects: no raw kept
     assert res.exit_code == 1, res.output
     assert "2 in = 1 written + 1 rejected" in res.output and f"{src}:2 (id=d)" in res.output
+
+
+def test_workers_finish_without_sigterm_on_the_normal_path(tmp_path: Path, monkeypatch):
+    """Pool.terminate SIGTERMs workers that may not have reset the parent's handler yet (a lost
+    signal and a hung join, seen under load in the long fuzz run): a run that succeeds never calls it."""
+    import multiprocessing.pool
+
+    calls = []
+    original = multiprocessing.pool.Pool.terminate
+    monkeypatch.setattr(multiprocessing.pool.Pool, "terminate", lambda self: (calls.append(1), original(self)))
+    src = write_jsonl(tmp_path / "in.jsonl", rows(5000, bad_every=9))
+    res = run("convert", str(src), "--to", "internvl", "-o", str(tmp_path / "o.jsonl"), "--workers", "2")
+    assert res.exit_code == 1 and "5000 in = 4444 written + 556 rejected" in res.output
+    assert calls == []

@@ -224,6 +224,8 @@ def _init_worker(*args: Any) -> None:
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # blocked by _start_pool
     _WORKER = _Work(*args)
 
 
@@ -474,7 +476,8 @@ def _convert_parallel(
     import multiprocessing as mp
 
     ctx = mp.get_context("fork" if hasattr(os, "fork") else "spawn")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=args) as pool:
+    pool = _start_pool(ctx, workers, args)
+    try:
         chunks = map(_pack, _chunks_safe(records, report, args[2]))
         for out, rejected, tally, size in pool.imap(_run_chunk, chunks):
             writer.write_many(out)
@@ -485,6 +488,28 @@ def _convert_parallel(
                 rejects_file.add(rejection, raw)
             if progress is not None:
                 progress(size)
+        pool.close()  # the workers finish on their own: no SIGTERM on the normal path
+        pool.join()
+    except BaseException:
+        pool.terminate()
+        raise
+
+
+def _start_pool(ctx: Any, workers: int, args: tuple[Any, ...]) -> Any:
+    """The worker pool, forked with SIGTERM blocked.
+
+    A forked worker inherits this process's Python SIGTERM handler until ``_init_worker`` resets
+    it; a SIGTERM arriving in between (the pool's own ``terminate`` on a short run) would trip that
+    handler and then be dropped by the reset, and the pool would wait for that worker forever.
+    Blocked, the signal stays pending until the worker has its default action back, then ends it.
+    """
+    blockable = hasattr(signal, "pthread_sigmask")
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM}) if blockable else None
+    try:
+        return ctx.Pool(workers, initializer=_init_worker, initargs=args)
+    finally:
+        if blockable:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _chunks_safe(records: Iterator[Raw], report: ConvertReport, name: str) -> Iterator[list[Raw]]:

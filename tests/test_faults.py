@@ -503,3 +503,16 @@ def test_workers_finish_without_sigterm_on_the_normal_path(tmp_path: Path, monke
     res = run("convert", str(src), "--to", "internvl", "-o", str(tmp_path / "o.jsonl"), "--workers", "2")
     assert res.exit_code == 1 and "5000 in = 4444 written + 556 rejected" in res.output
     assert calls == []
+
+
+def test_stats_table_prints_a_lone_surrogate_escaped(tmp_path: Path):
+    """Found by the long fuzz run: the rich table of `stats` listed a record whose role holds a
+    lone surrogate as unreadable, and died writing that line to stdout."""
+    src = tmp_path / "in.json"
+    src.write_text(
+        '[{"id": "h0", "messages": [{"role": "\\ud800user", "content": [{"type": "text", "text": "q"}]},'
+        ' {"role": "assistant", "content": [{"type": "text", "text": "a"}]}]}]'
+    )
+    res = run("stats", str(src), "--from", "hf")
+    assert res.exit_code == 0, res.output
+    assert "unreadable" in res.output and "\\ud800user" in res.output  # shown, escaped

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from vlmdata.console import EXIT_USAGE, err, error, exit_for, say, signals_unwind
+from vlmdata.console import EXIT_USAGE, err, error, exit_for, printable_streams, say, signals_unwind
 from vlmdata.consumers import TARGETS as CONSUMER_TARGETS
 from vlmdata.convert.pipeline import convert as run_convert
 from vlmdata.convert.registry import FORMATS
@@ -29,6 +29,7 @@ class VlmdataGroup(click.Group):
     """Every command ends through ``console.exit_for``: no traceback for users, the right status."""
 
     def invoke(self, ctx: click.Context) -> object:
+        printable_streams()
         with signals_unwind():
             try:
                 return super().invoke(ctx)

@@ -57,6 +57,14 @@ def os_error_message(exc: OSError) -> str:
     return f"{name}: {what}" if name else what
 
 
+def printable_streams() -> None:
+    """Let stdout and stderr write any text: a lone surrogate quoted from a record (a path, a role)
+    is printed escaped (\\ud800) instead of failing the whole report with UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            stream.reconfigure(errors="backslashreplace")
+
+
 class Terminated(BaseException):
     """SIGTERM or SIGHUP arrived (what timeout, Slurm and Kubernetes send): unwind like Ctrl-C."""
 

@@ -516,3 +516,38 @@ def test_stats_table_prints_a_lone_surrogate_escaped(tmp_path: Path):
     res = run("stats", str(src), "--from", "hf")
     assert res.exit_code == 0, res.output
     assert "unreadable" in res.output and "\\ud800user" in res.output  # shown, escaped
+
+
+def test_an_absurd_meta_tile_budget_does_not_hang_validate(tmp_path: Path):
+    """Found by the long fuzz run: max_dynamic_patch 10**6 made the InternVL grid search run for ever."""
+    from PIL import Image
+
+    Image.new("RGB", (64, 48)).save(tmp_path / "a.png")
+    ann = write_jsonl(
+        tmp_path / "a.jsonl",
+        [
+            {
+                "id": 0,
+                "image": "a.png",
+                "conversations": [{"from": "human", "value": "<image>\nq"}, {"from": "gpt", "value": "a"}],
+            }
+        ],
+    )
+    meta = tmp_path / "meta.json"
+    meta.write_text(
+        json.dumps(
+            {
+                "d": {
+                    "root": str(tmp_path),
+                    "annotation": str(ann),
+                    "data_augment": False,
+                    "repeat_time": 1,
+                    "length": 1,
+                    "max_dynamic_patch": 10**6,
+                }
+            }
+        )
+    )
+    started = time.monotonic()
+    res = run("validate", str(meta), "--model", "internvl2.5", "--max-length", "4096")
+    assert res.exit_code in (0, 1) and time.monotonic() - started < 30, res.output

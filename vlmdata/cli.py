@@ -279,7 +279,7 @@ def print_report(report: ConvertReport) -> None:
 )
 @click.option(
     "--max-dynamic-patch",
-    type=click.IntRange(1),
+    type=click.IntRange(1, 1024),
     default=12,
     show_default=True,
     help="InternVL tiles per image (a meta entry's max_dynamic_patch wins).",

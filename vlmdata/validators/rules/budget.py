@@ -54,11 +54,14 @@ class Budget:
         return self.image_tokens + self.text_tokens
 
 
+MAX_TILES = 1024  # beyond this a meta's max_dynamic_patch is not a tile budget (and the grid search is cubic)
+
+
 def _max_dynamic_patch(ctx: ValidationContext) -> int:
     fv = ctx.file_state.get("file")
     entry = fv.meta_entry if isinstance(fv, FileView) else None
     value = entry.get("max_dynamic_patch") if entry else None
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_TILES:
         return value  # the meta entry overrides --max_dynamic_patch (docs/formats.md#internvl-meta)
     return ctx.max_dynamic_patch
 

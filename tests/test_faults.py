@@ -317,12 +317,12 @@ def test_rewritten_files_keep_their_mode(tmp_path: Path, umask):
 
 
 def test_internal_error_has_its_own_status_and_a_log(tmp_path: Path, monkeypatch):
-    from vlmdata.convert import pipeline
+    from vlmdata.convert import shards
 
     def boom(self, chunk):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(pipeline._Work, "run", boom)
+    monkeypatch.setattr(shards.ConvertWork, "run", boom)
     monkeypatch.setenv("VLMDATA_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("VLMDATA_DEBUG", raising=False)
     src = write_jsonl(tmp_path / "in.jsonl", rows(3))

@@ -26,6 +26,17 @@ SystemPolicy = Literal["reject", "drop", "merge"]
 KEEP_NOTES = 1000  # per-record notes kept in a report (all are counted)
 
 
+@dataclass(slots=True)
+class RecordNote:
+    """Something a conversion changed in one record, with where the record is."""
+
+    origin: Origin | None
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.origin.where()}: {self.text}" if self.origin is not None else self.text
+
+
 @dataclass
 class Tally:
     """Counters a codec bumps while it works; the pipeline folds them into the report."""
@@ -41,9 +52,13 @@ class Tally:
     unmatched_annotations: int = 0  # COCO annotations whose image_id names no entry of images
     swapped_boxes: int = 0  # reversed corners swapped (--fix-boxes swap)
     dropped_turns: int = 0  # leading turns the source's consumer drops (LLaVA: a leading gpt turn)
-    record_notes: list[str] = field(default_factory=list)  # "file:line (id): what was changed", first ones kept
+    record_notes: list[RecordNote] = field(default_factory=list)  # what was changed per record, first ones kept
     dropped_keys: Counter[str] = field(default_factory=Counter)
     frames: Counter[str] = field(default_factory=Counter)  # boxes per frame, e.g. "pixel_resized 644x420 (read)"
+
+    def note(self, origin: Origin | None, text: str) -> None:
+        if len(self.record_notes) < KEEP_NOTES:
+            self.record_notes.append(RecordNote(origin, text))
 
     def merge(self, other: Tally) -> None:
         self.clamped += other.clamped
@@ -235,6 +250,11 @@ class Codec(ABC):
 
     def media_root(self, options: Options, default: str) -> str:
         """Where this format's consumer resolves relative media paths (``default``: the format's usual root)."""
+        return default
+
+    def read_root(self, options: Options, default: str) -> str:
+        """Where this format's consumer resolves the relative media paths of an input file
+        (after ``prepare_input``; ``default``: the format's usual root)."""
         return default
 
     def prepare_input(self, path: str, options: Options) -> Options:

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import errno
+import io
+import itertools
 import json
 import os
 import sys
@@ -271,6 +274,70 @@ def read_raw(path: str) -> tuple[str, Iterator[Raw], BinaryIO]:
     return "json", iter_json_values(reader, in_list=layout == "json"), stream
 
 
+class RangeRecords:
+    """The records of bytes ``[start, end)`` of a JSONL file, which start and end on line boundaries
+    (a shard, see ``vlmdata/convert/shards.py``). Lines are numbered from 1 within the range and
+    ``lines_read`` says how many it held, so the caller can rebase positions."""
+
+    def __init__(self, path: str, start: int, end: int) -> None:
+        with open(path, "rb") as f:
+            f.seek(start)
+            self._data = f.read(end - start)
+        self._bom = start == 0
+        self.lines_read = 0
+        self._it = self._records()
+
+    def __iter__(self) -> RangeRecords:
+        return self
+
+    def __next__(self) -> Raw:
+        return next(self._it)
+
+    def _records(self) -> Iterator[Raw]:
+        index = 0
+        lineno = 0
+        for lineno, line in enumerate(io.BytesIO(self._data), 1):
+            if lineno == 1 and self._bom and line.startswith(b"\xef\xbb\xbf"):
+                line = line[3:]
+            if not line or line.isspace():
+                continue
+            yield Raw(line, lineno, index)
+            index += 1
+        self.lines_read = lineno
+        self._data = b""
+
+    def close(self) -> None:
+        self._data = b""
+
+
+def read_range(path: str, start: int, end: int) -> tuple[RangeRecords, RangeRecords]:
+    """(records, what to close) for a byte range of a JSONL file."""
+    records = RangeRecords(path, start, end)
+    return records, records
+
+
+def plan_ranges(path: str, target_bytes: int) -> list[tuple[int, int]]:
+    """Byte ranges of about ``target_bytes`` covering a JSONL file, each ending after a newline.
+
+    Only the bytes up to the next newline after each cut are read (to find the boundary)."""
+    size = os.path.getsize(path)
+    if size == 0:
+        return []
+    cuts = [0]
+    with open(path, "rb") as f:
+        pos = target_bytes
+        while pos < size:
+            f.seek(pos)
+            f.readline()
+            nxt = f.tell()
+            if nxt >= size:
+                break
+            cuts.append(nxt)
+            pos = nxt + target_bytes
+    cuts.append(size)
+    return list(itertools.pairwise(cuts))
+
+
 class RecordWriter:
     """Writes records as JSONL or as one JSON list through a temp file (see ``vlmdata.outputs``).
 
@@ -325,6 +392,18 @@ class RecordWriter:
             self._guard(self._out.write, b"\n".join(encoded) + b"\n")
             self.count += len(encoded)
 
+    def append_part(self, part: str | None, count: int) -> None:
+        """Append a shard's part file: its records already serialised as this writer would (lines,
+        or JSON list elements joined by ",\n"). The bytes are copied by the kernel where it can."""
+        if part is None or count == 0:
+            return
+        if self.layout == "json":
+            self._guard(self._out.write, b"\n" if self.count == 0 else b",\n")
+        self._guard(self._out.flush)
+        with open(part, "rb") as src:
+            self._guard(_copy_file, src, self._out)
+        self.count += count
+
     def commit(self) -> None:
         if self.layout == "json":
             self._guard(self._out.write, b"\n]\n")
@@ -341,6 +420,30 @@ class RecordWriter:
                 self._out.close()  # a full disk fails the final flush too
             discard(self._tmp)
             self._tmp = None
+
+
+def _copy_file(src: BinaryIO, out: IO[bytes]) -> None:
+    """Copy ``src`` to the end of ``out`` (flushed): copy_file_range, else sendfile, else reads."""
+    size = os.fstat(src.fileno()).st_size
+    fd = out.fileno()
+    offset = 0
+    try:
+        while offset < size:
+            if hasattr(os, "copy_file_range"):
+                n = os.copy_file_range(src.fileno(), fd, size - offset)
+            else:
+                n = os.sendfile(fd, src.fileno(), None, size - offset)
+            if n == 0:
+                break
+            offset += n
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EBADF, errno.EOPNOTSUPP):
+            raise
+    if offset < size:
+        src.seek(offset)
+        while chunk := src.read(CHUNK):
+            out.write(chunk)
+        out.flush()
 
 
 def _reraise(exc: OSError) -> None:

@@ -155,7 +155,7 @@ class ConvertReport:
             out.append(f"{t.swapped_boxes} box(es) had reversed corners and were swapped (--fix-boxes swap)")
         if t.dropped_turns:
             out.append(f"{t.dropped_turns} leading gpt turn(s) were dropped, as LLaVA does (it never trains on them)")
-        out.extend(t.record_notes[:20])
+        out.extend(str(n) for n in t.record_notes[:20])
         if len(t.record_notes) > 20:
             out.append(f"... and {len(t.record_notes) - 20} more record note(s) in the JSON report (record_notes)")
         if t.frames:
@@ -188,7 +188,7 @@ class ConvertReport:
             "rejections": [r.message() for r in self.rejections],
             "swapped_boxes": self.tally.swapped_boxes,
             "dropped_turns": self.tally.dropped_turns,
-            "record_notes": self.tally.record_notes,
+            "record_notes": [str(n) for n in self.tally.record_notes],
             "advice": self.advice,
             "side_files": self.side_files,
             "seconds": round(self.seconds, 3),

@@ -400,6 +400,10 @@ class SharegptCodec(Codec):
             self._write_for, self._write_resolver = options, resolver
         return self._write_resolver
 
+    def read_root(self, options: Options, default: str) -> str:
+        """LLaMA-Factory's dataset_dir: the folder of the dataset_info.json that names the input."""
+        return os.path.dirname(os.path.abspath(options.read_dataset_info)) if options.read_dataset_info else default
+
     def media_root(self, options: Options, default: str) -> str:
         """LLaMA-Factory's media_dir: --media-dir, else the dataset_info.json folder."""
         if options.read_dataset_info and not (options.media_dir or options.dataset_info):

@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from vlmdata.convert.engine import RecordSource
 from vlmdata.convert.io import SyntaxErrorInFile, read_raw
 from vlmdata.convert.meta import load_meta
 from vlmdata.convert.pipeline import read
@@ -48,13 +49,9 @@ class MetaResult:
 
 
 def count_records(path: str) -> int:
-    """Records of a JSONL file (non-blank lines), streamed."""
-    n = 0
-    with open(path, "rb") as f:
-        for line in f:
-            if line.strip():
-                n += 1
-    return n
+    """Records of an annotation file as the engine reads them (JSONL: its non-blank lines), streamed."""
+    with RecordSource(path, "internvl", fatal_start=False) as source:
+        return sum(1 for _ in source.items(decode=False))
 
 
 def check_repeat_time(repeat_time: Any) -> int | float:

@@ -24,11 +24,9 @@ from typing import Any
 
 import orjson
 
-from vlmdata.convert.codec import Options, Tally
-from vlmdata.convert.io import SyntaxErrorInFile
-from vlmdata.convert.pipeline import DATA_ERRORS, Decoder, default_root, describe_error, open_records
+from vlmdata.convert.codec import Options
+from vlmdata.convert.engine import RecordSource, describe_rejection
 from vlmdata.errors import VlmdataError
-from vlmdata.media.paths import PathResolver
 from vlmdata.media.phash import ImageHasher, require_hashing
 from vlmdata.schemas.sample import Ref, Sample, Text
 from vlmdata.tools.near_dup import HammingIndex
@@ -135,30 +133,16 @@ def _dataset_info_entries(path: str, root: str | None) -> list[Dataset]:
 
 def iter_samples(ds: Dataset) -> Iterator[tuple[SampleRef, Sample | None, str | None]]:
     """(where, sample, None) for each readable record, (where, None, why) for the others."""
-    opened = open_records(ds.path, ds.format)
-    try:
-        in_root = ds.root if ds.root is not None else default_root(opened.codec, ds.path)
-        options = Options(
-            root=ds.root, allow_outside_root=True, dataset_info=ds.dataset_info, dataset_name=ds.dataset_name
-        )
-        resolver = PathResolver(in_root, explicit_root=ds.root is not None, allow_outside=True)
-        decoder = Decoder(opened.codec, ds.path, resolver, options, Tally())
-        index = 0
-        try:
-            for raw in opened.records:
-                index = raw.index + 1
-                try:
-                    sample = decoder.decode(raw)
-                except DATA_ERRORS as exc:
-                    yield SampleRef(ds.name, ds.path, raw.line, raw.index, None), None, describe_error(exc)
-                    continue
+    options = Options(root=ds.root, allow_outside_root=True, dataset_info=ds.dataset_info, dataset_name=ds.dataset_name)
+    with RecordSource(ds.path, ds.format, options) as source:
+        for item in source.items():
+            raw, sample = item.raw, item.sample
+            if sample is not None:
                 yield SampleRef(ds.name, ds.path, raw.line, raw.index, sample.id), sample, None
-        except SyntaxErrorInFile as exc:
-            if exc.index == 0:
-                raise VlmdataError(f"{ds.path}:{exc.line}:{exc.column}: JSON syntax error: {exc.message}") from None
-            yield SampleRef(ds.name, ds.path, exc.line, index, None), None, f"JSON syntax error: {exc.message}"
-    finally:
-        opened.close()
+            else:
+                assert item.rejection is not None
+                why = item.rejection.error if item.syntax else describe_rejection(item.rejection)
+                yield SampleRef(ds.name, ds.path, raw.line, raw.index, None), None, why
 
 
 def qa_text(sample: Sample) -> str:

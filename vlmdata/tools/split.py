@@ -15,18 +15,9 @@ from typing import Any
 
 import orjson
 
-from vlmdata.convert.codec import Options, Tally, WriteContext
-from vlmdata.convert.io import RecordWriter, SyntaxErrorInFile
-from vlmdata.convert.pipeline import (
-    DATA_ERRORS,
-    Decoder,
-    display_name,
-    open_records,
-    record_id_of,
-    rejection_for,
-    resolver_for,
-    unreadable,
-)
+from vlmdata.convert.codec import Options, WriteContext
+from vlmdata.convert.engine import DATA_ERRORS, RecordSource, record_id_of, rejection_for
+from vlmdata.convert.io import RecordWriter
 from vlmdata.convert.registry import get_codec
 from vlmdata.convert.report import Rejection
 from vlmdata.errors import VlmdataError
@@ -96,19 +87,10 @@ def split(
         raise VlmdataError("split reads its input twice; give a file, not stdin")
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise VlmdataError(f"{out_dir}: not a folder; -o names the folder that gets train and val files")
-    # pass 1: count
-    opened = open_records(src, from_format)
-    codec, in_layout = opened.codec, opened.layout
-    n = 0
-    try:
-        for _ in opened.records:
-            n += 1
-    except SyntaxErrorInFile as exc:
-        if exc.index == 0:
-            raise unreadable(display_name(src), exc) from None
-        n = exc.index + 1  # the broken element counts (and is rejected in pass 2)
-    finally:
-        opened.close()
+    options = Options(root=root, allow_outside_root=True)  # a split never refuses a path
+    with RecordSource(src, from_format, options) as counting:  # pass 1: count (a syntax error counts as one)
+        n = sum(1 for _ in counting.items(decode=False))
+        codec, in_layout = counting.codec, counting.layout
     k = val_count(n, val)
     val_idx = set(random.Random(seed).sample(range(n), k))
 
@@ -119,72 +101,47 @@ def split(
     train_path = os.path.join(out_dir, "train" + ext)
     val_path = os.path.join(out_dir, "val" + ext)
     check_outputs([src], [("-o", train_path), ("-o", val_path)])
-    name = display_name(src)
-    report = SplitReport(name, codec.name, target.name, train_path, val_path)
-
-    options = Options(root=root, allow_outside_root=True)  # a split never refuses a path
-    in_resolver = resolver_for(codec, src, options)
-    decoder = Decoder(codec, name, in_resolver, options, Tally())
-    wctx = WriteContext(
-        PathResolver(in_resolver.root, explicit_root=root is not None, allow_outside=True), options, Tally()
-    )
+    report = SplitReport(counting.name, codec.name, target.name, train_path, val_path)
     os.makedirs(out_dir, exist_ok=True)
     with transaction():  # train and val are published together or not at all
-        _write_split(src, codec, target, layout, raw_copy, options, decoder, wctx, val_idx, report)
+        _write_split(src, codec.name, target, layout, raw_copy, options, val_idx, report)
     return report
 
 
 def _write_split(
     src: str,
-    codec: Any,
+    fmt: str,
     target: Any,
     layout: str,
     raw_copy: bool,
     options: Options,
-    decoder: Decoder,
-    wctx: WriteContext,
     val_idx: set[int],
     report: SplitReport,
 ) -> None:
-    name = report.source
-    writers = {}
-    for key, path in (("train", report.train_path), ("val", report.val_path)):
-        writers[key] = (None if raw_copy else target.open_output(path, layout, options)) or RecordWriter(path, layout)
-    opened = open_records(src, codec.name)
+    writers: dict[str, Any] = {}
     try:
-        index = -1
-        try:
-            for raw in opened.records:
-                index = raw.index
-                report.records_in += 1
+        for key, path in (("train", report.train_path), ("val", report.val_path)):
+            writers[key] = (None if raw_copy else target.open_output(path, layout, options)) or RecordWriter(
+                path, layout
+            )
+        with RecordSource(src, fmt, options) as source:
+            wctx = WriteContext(
+                PathResolver(source.root, explicit_root=options.root is not None, allow_outside=True),
+                options,
+                source.tally,
+            )
+            for item in source.items():
+                if item.rejection is not None:
+                    report.rejections.append(item.rejection)
+                    continue
+                raw, sample = item.raw, item.sample
                 try:
-                    sample = decoder.decode(raw)
                     data = _raw_bytes(raw.payload) if raw_copy else orjson.dumps(target.encode(sample, wctx))
                 except DATA_ERRORS as exc:
-                    report.rejections.append(rejection_for(name, raw, exc, record_id_of(raw)))
+                    report.rejections.append(rejection_for(source.name, raw, exc, record_id_of(raw)))
                     continue
-                key = "val" if raw.index in val_idx else "train"
-                writers[key].write_bytes(data)
-        except SyntaxErrorInFile as exc:
-            report.records_in += 1
-            report.rejections.append(
-                Rejection(
-                    name,
-                    exc.line,
-                    index + 1,
-                    None,
-                    f"JSON syntax error at line {exc.line} column {exc.column}: {exc.message}; "
-                    "the rest of the file cannot be read",
-                    "fix the JSON (a trailing comma or a missing bracket is the usual cause)",
-                )
-            )
-    except BaseException:
-        for w in writers.values():
-            w.abort()
-        raise
-    finally:
-        opened.close()
-    try:
+                writers["val" if raw.index in val_idx else "train"].write_bytes(data)
+            report.records_in = source.records_in
         for w in writers.values():
             w.commit()
     except BaseException:

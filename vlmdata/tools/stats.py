@@ -18,13 +18,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from vlmdata.convert.codec import Options, Tally
+from vlmdata.convert.codec import Options
+from vlmdata.convert.engine import RecordSource, describe_rejection
 from vlmdata.convert.frames import convert_box
-from vlmdata.convert.io import SyntaxErrorInFile
-from vlmdata.convert.pipeline import DATA_ERRORS, Decoder, default_root, describe_error, open_records
 from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.media.inspect import MediaInfo, MediaInspector
-from vlmdata.media.paths import PathResolver
 from vlmdata.schemas.sample import Box, Boxes, Frame, Points, Ref, Sample, Text
 from vlmdata.validators.engine import Target, expand
 
@@ -87,30 +85,17 @@ def iter_items(
 
 
 def _file_items(t: Target, root: str | None, fmt: str | None, frames: dict[str, Any]) -> Iterator[Item]:
-    opened = open_records(t.path, t.format or fmt)
-    try:
-        use_root = t.root if t.root is not None else root
-        in_root = use_root if use_root is not None else default_root(opened.codec, t.path)
-        options = opened.codec.prepare_input(t.path, Options(root=use_root, allow_outside_root=True, **frames))
-        resolver = PathResolver(in_root, explicit_root=use_root is not None, allow_outside=True)
-        decoder = Decoder(opened.codec, t.path, resolver, options, Tally())
-        index = 0
-        try:
-            for raw in opened.records:
-                index = raw.index + 1
-                try:
-                    sample = decoder.decode(raw)
-                except DATA_ERRORS as exc:
-                    what = describe_error(exc)
-                    yield Item(t.path, raw.line, raw.index, None, what)
-                    continue
-                yield Item(t.path, raw.line, raw.index, sample)
-        except SyntaxErrorInFile as exc:
-            if exc.index == 0:
-                raise VlmdataError(f"{t.path}:{exc.line}:{exc.column}: JSON syntax error: {exc.message}") from None
-            yield Item(t.path, exc.line, index, None, f"JSON syntax error: {exc.message} (the rest is unreadable)")
-    finally:
-        opened.close()
+    use_root = t.root if t.root is not None else root
+    options = Options(root=use_root, allow_outside_root=True, **frames)
+    with RecordSource(t.path, t.format or fmt, options) as source:
+        for item in source.items():
+            raw = item.raw
+            if item.rejection is None:
+                yield Item(t.path, raw.line, raw.index, item.sample)
+            elif item.syntax:
+                yield Item(t.path, raw.line, raw.index, None, item.rejection.error)
+            else:
+                yield Item(t.path, raw.line, raw.index, None, describe_rejection(item.rejection))
 
 
 # --------------------------------------------------------------------------- sample facts

@@ -29,24 +29,16 @@ from typing import Any
 
 import orjson
 
-from vlmdata.convert.codec import Options, Tally, WriteContext
-from vlmdata.convert.io import Raw, SyntaxErrorInFile
+from vlmdata.convert.codec import Options, WriteContext
+from vlmdata.convert.engine import DATA_ERRORS, RecordSource, display_name, rejection_for
+from vlmdata.convert.io import Raw
 from vlmdata.convert.pipeline import (
-    DATA_ERRORS,
-    Decoder,
     RejectsFile,
-    _account_syntax_error,
     check_run_paths,
-    display_name,
     dump_entry,
-    open_records,
     output_layout,
     output_path,
-    record_id_of,
     record_outputs,
-    rejection_for,
-    resolver_for,
-    unreadable,
 )
 from vlmdata.convert.registry import get_codec
 from vlmdata.convert.report import ConvertReport
@@ -203,39 +195,33 @@ def run_stream(
     started = time.perf_counter()
     options = Options(**option_values)
     check_outputs([src], [("-o", dst), ("--rejects", rejects), ("--meta", options.meta)])  # before reading
-    opened = open_records(src, from_format)
-    try:
-        target = get_codec(to) if to is not None else opened.codec
+    source = RecordSource(src, from_format, options)
+    with source:
+        options = source.options
+        target = get_codec(to) if to is not None else source.codec
         if to is None and "relative_paths" not in option_values:
             options.relative_paths = True  # same format: ms-swift paths stay as relative as they were
         target.check_options(options)
         dst = output_path(src, dst, target)
         check_run_paths(src, target, dst, rejects, options)
-        if layout is None and (dst == "-" or not os.path.splitext(dst)[1]) and opened.layout in target.layouts:
-            layout = opened.layout
+        if layout is None and (dst == "-" or not os.path.splitext(dst)[1]) and source.layout in target.layouts:
+            layout = source.layout
         out_layout = output_layout(target, dst, layout)
-        name = display_name(src)
-        resolver = resolver_for(opened.codec, src, options)
-        report = StreamReport(name, display_name(dst, "<stdout>"), opened.codec.name, target.name)
-        tally = Tally()
-        report.tally = tally
-        decoder = Decoder(opened.codec, name, resolver, options, tally)
-        out_resolver = PathResolver(resolver.root, explicit_root=options.root is not None, allow_outside=True)
-        wctx = WriteContext(out_resolver, options, tally)
+        report = StreamReport(source.name, display_name(dst, "<stdout>"), source.codec.name, target.name)
+        report.tally = source.tally
+        out_resolver = PathResolver(source.root, explicit_root=options.root is not None, allow_outside=True)
+        wctx = WriteContext(out_resolver, options, source.tally)
         with transaction():  # the output, the rejects and the side files are published together or not at all
             with record_outputs(target, dst, out_layout, options, rejects) as (writer, rejects_file):
-                _write_stream(opened.records, decoder, target, wctx, writer, rejects_file, report, transforms, filters)
+                _write_stream(source, target, wctx, writer, rejects_file, report, transforms, filters)
             report.written = writer.count
-            report.side_files = target.after_write(dst, report.written, resolver.root, options)
-    finally:
-        opened.close()
+            report.side_files = target.after_write(dst, report.written, source.root, options)
     report.seconds = time.perf_counter() - started
     return report
 
 
 def _write_stream(
-    records: Iterator[Raw],
-    decoder: Decoder,
+    source: RecordSource,
     target: Any,
     wctx: WriteContext,
     writer: Any,
@@ -248,7 +234,7 @@ def _write_stream(
     name = report.source
     events = _EngineEvents(report, rejects_file)
     keep_raw = rejects_file.writer is not None
-    stream: Iterable[Sample] = _decoded(records, decoder, report, rejects_file, name, keep_raw)
+    stream: Iterable[Sample] = _decoded(source, report, rejects_file, keep_raw)
     for transform in transforms:
         stream = transform(stream, events)
     if filters:
@@ -266,30 +252,16 @@ def _write_stream(
             rejects_file.add(rejection, where)
 
 
-def _decoded(
-    records: Iterator[Raw],
-    decoder: Decoder,
-    report: StreamReport,
-    rejects_file: RejectsFile,
-    name: str,
-    keep_raw: bool,
-) -> Iterator[Sample]:
+def _decoded(source: RecordSource, report: StreamReport, rejects_file: RejectsFile, keep_raw: bool) -> Iterator[Sample]:
     """Samples of the records; bad records are rejected (counted, written to rejects), never raised."""
-    decode = decoder.decode
-    try:
-        for raw in records:
-            report.records_in += 1
-            try:
-                sample = decode(raw)
-            except DATA_ERRORS as exc:
-                rejection = rejection_for(name, raw, exc, record_id_of(raw))
-                report.add_rejection(rejection)
-                rejects_file.add(rejection, raw)
-                continue
-            if keep_raw:
-                sample.extra[RAW_KEY] = raw
-            yield sample
-    except SyntaxErrorInFile as exc:
-        if exc.index == 0:
-            raise unreadable(name, exc) from None
-        _account_syntax_error(exc, report, name)
+    for item in source.items():
+        report.records_in += 1
+        if item.rejection is not None:
+            report.add_rejection(item.rejection)
+            rejects_file.add(item.rejection, item.raw)
+            continue
+        sample = item.sample
+        assert sample is not None
+        if keep_raw:
+            sample.extra[RAW_KEY] = item.raw
+        yield sample

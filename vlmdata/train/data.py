@@ -11,25 +11,14 @@ Image tokens are never truncated: a record that does not fit is left out whole.
 
 from __future__ import annotations
 
-import itertools
 import os
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from vlmdata.convert.codec import Options, Tally
-from vlmdata.convert.io import SyntaxErrorInFile
-from vlmdata.convert.pipeline import (
-    DATA_ERRORS,
-    Decoder,
-    display_name,
-    open_records,
-    record_id_of,
-    rejection_for,
-    resolver_for,
-    syntax_rejection,
-)
+from vlmdata.convert.codec import Options
+from vlmdata.convert.engine import DATA_ERRORS, RecordSource
 from vlmdata.convert.report import Rejection
 from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.media.probe import probe_size
@@ -94,26 +83,16 @@ def load(sources: list[Source], allow_outside_root: bool = False) -> Loaded:
 def _read(src: Source, keep: int | None, allow_outside_root: bool, loaded: Loaded) -> Iterator[Sample]:
     """Samples of one source; returns how many were yielded."""
     options = Options(root=src.root, allow_outside_root=allow_outside_root)
-    opened = open_records(src.path, src.format)
-    name = display_name(src.path)
-    decoder = Decoder(opened.codec, name, resolver_for(opened.codec, src.path, options), options, Tally())
-    records = opened.records if keep is None else itertools.islice(opened.records, keep)
     yielded = 0
-    try:
-        for raw in records:
-            loaded.records_in += 1
-            try:
-                sample = decoder.decode(raw)
-            except DATA_ERRORS as exc:
-                loaded.rejected.append(rejection_for(name, raw, exc, record_id_of(raw)))
+    with RecordSource(src.path, src.format, options, fatal_start=False) as source:
+        for item in source.items(limit=keep):
+            loaded.records_in += 1  # a syntax error counts too: in = kept + left out, as convert counts it
+            if item.rejection is not None:
+                loaded.rejected.append(item.rejection)
                 continue
+            assert item.sample is not None
             yielded += 1
-            yield sample
-    except SyntaxErrorInFile as exc:
-        loaded.records_in += 1  # the broken record: in = kept + left out, as convert counts it
-        loaded.rejected.append(syntax_rejection(exc, name))
-    finally:
-        opened.close()
+            yield item.sample
     return yielded
 
 

@@ -15,9 +15,9 @@ from typing import Any
 
 from vlmdata.consumers import CONSUMER_OF_FORMAT, get_consumer
 from vlmdata.consumers.base import literal_markup
-from vlmdata.convert.codec import KEEP_NOTES, Options, Tally
+from vlmdata.convert.codec import Options, Tally
+from vlmdata.convert.engine import DATA_ERRORS, Decoder, describe_error
 from vlmdata.convert.io import Raw
-from vlmdata.convert.pipeline import DATA_ERRORS, Decoder, describe_error
 from vlmdata.convert.registry import get_codec
 from vlmdata.errors import RecordError
 from vlmdata.media.paths import PathResolver, is_remote
@@ -158,9 +158,7 @@ class RecordChecker:
             swapped = swap_reversed(sample)
             if swapped:
                 self.tally.swapped_boxes += swapped
-                if len(self.tally.record_notes) < KEEP_NOTES:
-                    where = sample.origin.where() if sample.origin else "?"
-                    self.tally.record_notes.append(f"{where}: swapped the corners of {swapped} reversed box(es)")
+                self.tally.note(sample.origin, f"swapped the corners of {swapped} reversed box(es)")
         hit = markup_hit(sample, self.target)
         if hit is not None:
             raise RecordError(f"VD108 {format_hit(self.markup_rule, hit)}")

@@ -7,6 +7,7 @@ for each media path (headers probed per chunk of records, in threads, cached on 
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 from collections.abc import Iterable, Iterator
@@ -15,9 +16,9 @@ from typing import Any
 
 import orjson
 
-from vlmdata.convert.codec import Options, Tally
-from vlmdata.convert.io import Raw, SyntaxErrorInFile
-from vlmdata.convert.pipeline import DATA_ERRORS, Decoder, default_root, describe_error, open_records
+from vlmdata.convert.codec import Options
+from vlmdata.convert.engine import DATA_ERRORS, Decoder, Item, RecordSource, batches, describe_error
+from vlmdata.convert.io import Raw
 from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.media.inspect import MediaInspector
 from vlmdata.media.paths import PathResolver
@@ -198,8 +199,15 @@ class Runner:
             fv.layout = "missing"
             self.file_checks(fv)
             return
+        root = target.root if target.root is not None else self.options.root
         try:
-            opened = open_records(target.path, target.format or forced_format)
+            source = RecordSource(
+                target.path,
+                target.format or forced_format,
+                dataclasses.replace(self.options, root=root),
+                allow_outside=True,  # the decoder itself never refuses a path: VD3xx say which are outside
+                fatal_start=False,
+            )
         except VlmdataError as exc:
             if target.meta_file is not None:  # a meta entry's keys, or the meta file's JSON, are still checked
                 fv.layout = "meta" if target.meta_file == target.path else "unreadable"
@@ -210,34 +218,44 @@ class Runner:
             self.report.findings.append(Finding("VD001", "unreadable-file", "error", str(exc), target.path))
             return
         self.report.files.append(target.path)
-        fv.format, fv.layout = opened.codec.name, opened.layout
-        self.ctx.target = forced_target or TARGET_OF_FORMAT.get(opened.codec.name, "swift")
+        fv.format, fv.layout = source.codec.name, source.layout
+        self.ctx.target = forced_target or TARGET_OF_FORMAT.get(source.codec.name, "swift")
         self.ctx.new_file()
         self.ctx.file_state["file"] = fv  # record rules may need the file (e.g. its meta entry's max_dynamic_patch)
-        root = target.root if target.root is not None else self.options.root
-        options = opened.codec.prepare_input(target.path, self.options)
-        in_root = (
-            root if root is not None else opened.codec.media_root(options, default_root(opened.codec, target.path))
-        )
-        resolver = PathResolver(in_root, explicit_root=root is not None, allow_outside=True)
         self.ctx.resolver = PathResolver(
-            in_root, explicit_root=root is not None, allow_outside=self.options.allow_outside_root
+            source.root, explicit_root=root is not None, allow_outside=self.options.allow_outside_root
         )
-        decoder = Decoder(opened.codec, target.path, resolver, options, Tally())
         fixes: dict[int, dict[str, Any]] = {}
-        try:
-            for chunk in _chunks(opened.records, CHUNK, self, target.path):
-                views = [self.view_of(raw, decoder, target.path, opened.codec.name) for raw in chunk]
+        with source:
+            for chunk in batches(source.items(decode=False), CHUNK):
+                views = []
+                for item in chunk:
+                    if item.syntax:
+                        self.syntax_finding(item, target.path)
+                    else:
+                        views.append(self.view_of(item.raw, source.decoder, target.path, source.codec.name))
                 fv.records += len(views)
                 for view in views:
                     self.record_checks(view, fixes)
                 self.media_checks(views)
-        finally:
-            opened.close()
         self.report.records += fv.records
         self.file_checks(fv)
         if self.fix and fixes:
-            self.apply_fixes(target.path, opened.layout, fixes)
+            self.apply_fixes(target.path, source.layout, fixes)
+
+    def syntax_finding(self, item: Item, file: str) -> None:
+        """A JSON syntax error mid-file: VD001 at its line (the rest of the file cannot be read)."""
+        assert item.rejection is not None
+        self.report.findings.append(
+            Finding(
+                "VD001",
+                "unreadable-file",
+                "error",
+                f"{item.rejection.error} ({item.rejection.fix})",
+                file,
+                item.raw.line,
+            )
+        )
 
     def view_of(self, raw: Raw, decoder: Decoder, file: str, fmt: str) -> RecordView:
         payload = raw.payload
@@ -338,30 +356,6 @@ class Runner:
             for i, rec in fixes.items():
                 records[i] = rec
             atomic_write_bytes(path, orjson.dumps(records, option=orjson.OPT_INDENT_2) + b"\n")
-
-
-def _chunks(records: Iterator[Raw], size: int, runner: Runner, file: str) -> Iterator[list[Raw]]:
-    chunk: list[Raw] = []
-    try:
-        for raw in records:
-            chunk.append(raw)
-            if len(chunk) >= size:
-                yield chunk
-                chunk = []
-    except SyntaxErrorInFile as exc:
-        runner.report.findings.append(
-            Finding(
-                "VD001",
-                "unreadable-file",
-                "error",
-                f"JSON syntax error at line {exc.line} column {exc.column}: {exc.message}; the rest of the file "
-                "cannot be read (fix the JSON: a trailing comma or a missing bracket is the usual cause)",
-                file,
-                exc.line,
-            )
-        )
-    if chunk:
-        yield chunk
 
 
 def validate(

@@ -546,8 +546,8 @@ MAX_ROLE_VALUES = 100  # distinct role values remembered per role tag
 def _data_shape(fv: FileView, columns: list[str], role_tags: list[str], keys: list[str]) -> DataShape:
     """One pass over the records: the columns used, the message keys, the values of ``role_tags``
     and the messages without one of ``keys``."""
+    from vlmdata.convert.engine import open_records
     from vlmdata.convert.io import SyntaxErrorInFile
-    from vlmdata.convert.pipeline import open_records
 
     shape = DataShape()
     try:

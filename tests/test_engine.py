@@ -1,0 +1,141 @@
+"""The one engine: every command reads through it and counts the same way; byte-range shards give
+the serial run's bytes and positions; this process never decodes a record when shards run."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+import vlmdata
+from vlmdata.convert import engine, shards
+from vlmdata.convert.io import plan_ranges
+from vlmdata.tools.split import split
+from vlmdata.tools.stats import compute_stats
+from vlmdata.tools.stream import run_stream
+
+from .conftest import read_jsonl
+
+IMAGE = "img.jpg"  # a 100x50 JPEG beside the data (ms-swift paths resolve from the working directory)
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path: Path, monkeypatch):
+    from PIL import Image
+
+    Image.new("RGB", (100, 50)).save(tmp_path / IMAGE)
+    monkeypatch.chdir(tmp_path)
+
+
+def swift_row(k: int) -> dict:
+    """A row with a pixel box on a 100x50 image."""
+    return {
+        "id": f"r{k}",
+        "messages": [
+            {"role": "user", "content": f"<image>where is <ref-object> {k}?"},
+            {"role": "assistant", "content": "<bbox>"},
+        ],
+        "images": [IMAGE],
+        "objects": {"ref": ["cat"], "bbox": [[10, 5, 50 + k % 40, 25]]},
+    }
+
+
+def mixed_file(path: Path, n: int = 400) -> Path:
+    """Good rows with bad ones, blank lines and reversed boxes among them, and a BOM in front."""
+    lines = []
+    for k in range(n):
+        if k % 37 == 5:
+            lines.append(b'{"id": "broken", "messages": [')  # invalid JSON
+        elif k % 53 == 7:
+            lines.append(json.dumps({"id": f"bad{k}", "messages": 5}).encode())  # wrong shape
+        elif k % 61 == 9:
+            row = swift_row(k)
+            row["objects"]["bbox"] = [[60, 25, 10, 5]]  # reversed corners (--fix-boxes swap)
+            lines.append(json.dumps(row).encode())
+        else:
+            lines.append(json.dumps(swift_row(k)).encode())
+        if k % 29 == 3:
+            lines.append(b"   ")  # a blank line is not a record but moves the line numbers
+    path.write_bytes(b"\xef\xbb\xbf" + b"\n".join(lines) + b"\n")
+    return path
+
+
+def test_ranges_cover_the_file_and_cut_after_newlines(tmp_path: Path):
+    data = b"".join(b"x" * (k % 7) + b"\n" for k in range(500)) + b"tail-without-newline"
+    src = tmp_path / "f.jsonl"
+    src.write_bytes(data)
+    ranges = plan_ranges(str(src), 64)
+    assert ranges[0][0] == 0 and ranges[-1][1] == len(data)
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))  # contiguous
+    assert all(data[end - 1 : end] == b"\n" for _, end in ranges[:-1])  # every cut follows a newline
+    assert len(ranges) > 10
+
+
+@pytest.mark.parametrize("out_name", ["out.jsonl", "out.json"])
+def test_shards_give_the_serial_bytes_rejections_and_notes(tmp_path: Path, monkeypatch, out_name: str):
+    src = mixed_file(tmp_path / "in.jsonl")
+    monkeypatch.setattr(shards, "MIN_SHARD_BYTES", 1500)  # many shards over a small file
+    assert len(shards.plan_shards(str(src), 2)) > 10
+    to = "internvl" if out_name.endswith("l") else "llava"
+    runs = {}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}" / out_name
+        rejects = tmp_path / f"w{workers}" / "rejects.jsonl"
+        report = vlmdata.convert(
+            str(src), str(out), to=to, from_format="swift", rejects=str(rejects), workers=workers, fix_boxes="swap"
+        )
+        runs[workers] = (report, out.read_bytes(), rejects.read_bytes())
+    (serial, out1, rej1), (sharded, out2, rej2) = runs[1], runs[2]
+    assert out1 == out2 and rej1 == rej2
+    assert [r.message() for r in serial.rejections] == [r.message() for r in sharded.rejections]
+    assert [str(n) for n in serial.tally.record_notes] == [str(n) for n in sharded.tally.record_notes]
+    # the positions are the file's, counted by hand: line 1 is row 0; a blank line follows rows 3, 32, ...
+    k = 5  # the first broken row: rows 0..5 are lines 1..6, plus the blank line after row 3
+    assert serial.rejections[0].message().startswith(f"{src}:{k + 2}: invalid JSON")
+    assert serial.rejections[0].index == k
+    swapped = next(str(n) for n in sharded.tally.record_notes)
+    assert swapped.startswith(f"{src}:{9 + 2} (id=r9): swapped")  # row 9: lines 1..10 plus one blank
+    n = 400
+    bad = sum(1 for k in range(n) if k % 37 == 5 or (k % 53 == 7 and k % 37 != 5))
+    assert (sharded.records_in, sharded.written, sharded.rejected) == (n, n - bad, bad)
+
+
+def test_the_main_process_decodes_nothing_when_shards_run(tmp_path: Path, monkeypatch):
+    src = mixed_file(tmp_path / "in.jsonl", 200)
+    monkeypatch.setattr(shards, "MIN_SHARD_BYTES", 2000)
+    main = os.getpid()
+    real = engine.to_items
+
+    def guarded(raws, decoder):
+        if os.getpid() == main and decoder is not None:
+            raise AssertionError("the main process decoded records")
+        return real(raws, decoder)
+
+    monkeypatch.setattr(engine, "to_items", guarded)
+    report = vlmdata.convert(str(src), str(tmp_path / "o.jsonl"), to="internvl", from_format="swift", workers=2)
+    assert report.records_in == 200 and report.written == len(read_jsonl(tmp_path / "o.jsonl"))
+    with pytest.raises(AssertionError, match="decoded records"):  # the guard works: a serial run trips it
+        vlmdata.convert(str(src), str(tmp_path / "p.jsonl"), to="internvl", from_format="swift")
+
+
+def test_every_command_counts_the_same_records(tmp_path: Path):
+    """A syntax error mid-file (a JSON list that breaks) is one rejected record for every command."""
+    good = [swift_row(k) for k in range(6)]
+    text = "[\n" + ",\n".join(json.dumps(r) for r in good) + ",\n{\"id\": \"x\", \"messages\": [}\n]\n"
+    src = tmp_path / "in.json"
+    src.write_text(text)
+    conv = vlmdata.convert(str(src), str(tmp_path / "c.jsonl"), to="internvl", from_format="swift")
+    assert (conv.records_in, conv.written, conv.rejected) == (7, 6, 1)
+    assert "JSON syntax error at line 8" in conv.rejections[0].message()
+    stream = run_stream(str(src), str(tmp_path / "t.json"), from_format="swift")
+    assert (stream.records_in, stream.written, stream.rejected) == (7, 6, 1)
+    sp = split(str(src), str(tmp_path / "split"), val=0.2, from_format="swift")
+    assert (sp.records_in, sp.train + sp.val, sp.rejected) == (7, 6, 1)
+    stats = compute_stats(str(src), from_format="swift")
+    assert stats.unreadable_records == 1 and "line 8" in stats.errors[0]
+    found = vlmdata.validate(str(src), from_format="swift", select=["VD001"])
+    assert [f.line for f in found.findings if f.code == "VD001"] == [8]
+    assert found.records == 6

@@ -14,7 +14,8 @@ from PIL import Image
 
 from tests.conftest import make_image, write_jsonl
 from vlmdata.media import inspect as inspect_mod
-from vlmdata.media.inspect import MediaInspector, cache_location, exif_orientation, inspect_path
+from vlmdata.media.headers import exif_orientation
+from vlmdata.media.inspect import MediaInspector, cache_location, inspect_path
 from vlmdata.validators import RULES, validate
 from vlmdata.validators.registry import load_rules
 

@@ -2,10 +2,10 @@
 
 ``MediaInspector.inspect_many`` is the entry point the validator uses (per chunk of records):
 
-* **Header only.** JPEG and PNG headers are parsed here (size, mode, EXIF orientation from the
-  APP1 / eXIf block before the pixel data); every other format is opened lazily with Pillow, which
-  reads the header and no pixel. Sizes are the raw stored frame, as every loader sees it (none of
-  them applies EXIF orientation, docs/consumers.md#exif-orientation).
+* **Header only.** JPEG and PNG headers are parsed by ``media.headers`` (size, mode, EXIF
+  orientation from the APP1 / eXIf block before the pixel data); every other format is opened
+  lazily with Pillow, which reads the header and no pixel. Sizes are the raw stored frame, as
+  every loader sees it (none of them applies EXIF orientation, docs/consumers.md#exif-orientation).
 * **Truncation, cheaply.** A complete JPEG ends with the EOI marker ``FFD9`` (after the start of
   scan), a PNG with its ``IEND`` chunk, a GIF with ``0x3B``, a WebP's RIFF size covers the file: one
   read of the file's last 4 KiB. Only a file that fails this test is decoded (``Image.load()``),
@@ -44,26 +44,16 @@ from typing import Any, TypeVar
 
 from PIL import Image
 
+from vlmdata.media.headers import BOMB_PIXELS, BOMB_WARN_PIXELS, HEAD, read_header
 from vlmdata.media.paths import CACHE_LIMIT, is_remote
 
 PROBE_VERSION = 1  # bump when what a probe finds changes: old cache files are then ignored
 PRUNE_DAYS = 90
 OFF_VALUES = frozenset(("", "0", "off", "none", "false", "no", "disable", "disabled"))
 
-# Pillow's defaults, as the trainers' processes have them (not this process's, which a caller may change):
-# Image.open warns above BOMB_WARN_PIXELS and raises DecompressionBombError above BOMB_PIXELS.
-BOMB_WARN_PIXELS = 1024 * 1024 * 1024 // 4 // 3  # 89,478,485
-BOMB_PIXELS = 2 * BOMB_WARN_PIXELS  # 178,956,970
-
 PROBE_SAMPLE = 32  # items timed in the calling thread before deciding on threads (MediaInspector._map)
-HEAD = 4096  # first read; holds the whole header of nearly every JPEG/PNG
 TAIL = 4096  # last read, for the truncation test
-_PNG_SIG = b"\x89PNG\r\n\x1a\n"
 _PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
-_SOF = frozenset((0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF))
-_PNG_MODES = {(0, 1): "1", (0, 16): "I;16", (2, 8): "RGB", (2, 16): "RGB", (4, 8): "LA", (6, 8): "RGBA"}
-_PNG_MODES_BY_TYPE = {0: "L", 2: "RGB", 3: "P", 4: "LA", 6: "RGBA"}
-_JPEG_MODES = {1: "L", 3: "RGB", 4: "CMYK"}
 
 # problem kinds (MediaInfo.problem)
 UNREADABLE = "unreadable"
@@ -106,12 +96,12 @@ def probe_file(path: str, size: int) -> MediaInfo:
         f = _File(os.open(path, _O_FLAGS))
         try:
             head = f.read(HEAD)
-            scan = None
-            if head[:2] == b"\xff\xd8":
-                scan = _jpeg_header(f, head, info)
-            elif head[:8] == _PNG_SIG:
-                scan = _png_header(f, head, info)
-            if scan is None:  # another format, or anything unusual: Pillow decides
+            header = read_header(f, head)
+            if header is not None:
+                info.width, info.height, info.format = header.width, header.height, header.format
+                info.mode, info.exif_orientation = header.mode, header.orientation
+                scan = header.scan
+            else:  # another format, or anything unusual: Pillow decides
                 info = _pillow_header(path, size)
                 if info.error:
                     return info
@@ -161,109 +151,6 @@ def _bomb(info: MediaInfo) -> bool:
         _bad(info, BOMB, f"is {w}x{h} = {w * h:,} pixels, over Pillow's decompression-bomb limit ({BOMB_PIXELS:,})")
         return True
     return False
-
-
-def _jpeg_header(f: _File, data: bytes, info: MediaInfo) -> int | None:
-    """Walk the JPEG markers up to the first SOS: size and components from SOFn, orientation from
-    APP1 Exif. Returns the offset of the scan data, or None when anything is unusual."""
-    pos, frame, exif = 2, None, None
-    n = len(data)
-    while True:
-        while pos + 4 > n:
-            more = f.read(65536)
-            if not more:
-                return None
-            data += more
-            n = len(data)
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # markers without a length
-            pos += 2
-            continue
-        if marker == 0xD9:  # end of image before any scan
-            return None
-        end = pos + 2 + ((data[pos + 2] << 8) | data[pos + 3])
-        while end > n:
-            more = f.read(max(65536, end - n))
-            if not more:
-                return None
-            data += more
-            n = len(data)
-        if marker == 0xDA:
-            if frame is None:
-                return None
-            info.width, info.height = frame
-            info.format = "JPEG"
-            if exif is not None:
-                info.exif_orientation = exif_orientation(exif)
-            return end
-        if marker in _SOF and frame is None:
-            if end - pos < 10:
-                return None
-            h, w = struct.unpack(">HH", data[pos + 5 : pos + 9])
-            frame = (w, h)
-            info.mode = _JPEG_MODES.get(data[pos + 9])
-        elif marker == 0xE1 and exif is None and data[pos + 4 : pos + 10] == b"Exif\x00\x00":
-            exif = data[pos + 10 : end]
-        pos = end
-
-
-def _png_header(f: _File, data: bytes, info: MediaInfo) -> int | None:
-    """IHDR, then the chunks before the first IDAT (an eXIf there is what Pillow reads lazily).
-    Returns the offset of the first IDAT, or None when anything is unusual."""
-    if data[12:16] != b"IHDR" or len(data) < 33:
-        return None
-    w, h, depth, color = struct.unpack(">IIBB", data[16:26])
-    info.width, info.height, info.format = w, h, "PNG"
-    info.mode = _PNG_MODES.get((color, depth)) or _PNG_MODES_BY_TYPE.get(color)
-    base, pos = 0, 33  # data[0] is at file offset ``base``
-    while True:
-        if pos + 8 > len(data):
-            f.seek(base + pos)
-            data, base, pos = f.read(65536), base + pos, 0
-            if len(data) < 8:
-                return None
-        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
-        if kind in (b"IDAT", b"IEND"):
-            return base + pos
-        end = pos + 12 + length
-        if kind == b"eXIf":
-            if end > len(data):
-                f.seek(base + pos)
-                data, base, pos, end = f.read(12 + length), base + pos, 0, 12 + length
-                if len(data) < end:
-                    return None
-            info.exif_orientation = exif_orientation(data[pos + 8 : end - 4])
-        pos = end
-
-
-def exif_orientation(block: bytes) -> int | None:
-    """Tag 0x0112 of IFD0 in a TIFF-structured EXIF block (with or without the ``Exif\\0\\0``
-    prefix); None when there is none or the block is malformed."""
-    if block[:6] == b"Exif\x00\x00":
-        block = block[6:]
-    order = {b"II": "<", b"MM": ">"}.get(block[:2])
-    if order is None or len(block) < 8:
-        return None
-    try:
-        (ifd,) = struct.unpack(order + "I", block[4:8])
-        (count,) = struct.unpack(order + "H", block[ifd : ifd + 2])
-        for i in range(count):
-            entry = block[ifd + 2 + 12 * i : ifd + 14 + 12 * i]
-            tag, kind = struct.unpack(order + "HH", entry[:4])
-            if tag == 0x0112:
-                if kind == 3:  # SHORT
-                    return struct.unpack(order + "H", entry[8:10])[0]
-                if kind == 4:  # LONG
-                    return struct.unpack(order + "I", entry[8:12])[0]
-                return None
-    except struct.error:
-        return None
-    return None
 
 
 def _pillow_header(path: str, size: int) -> MediaInfo:

@@ -16,26 +16,17 @@
   disks, network file systems: the latencies overlap); a first sample of each batch is timed in
   the calling thread, and when it shows no waiting (page-cached files) the batch stays there,
   since threads would only take turns holding the GIL.
-* **Cache.** Results are stored in SQLite (WAL, so that two processes can share it) keyed by the
-  absolute path and valid while the file's (size, mtime_ns) are unchanged; a second run over
-  unchanged images costs a ``stat`` and a row lookup per image. Location: ``cache_dir``, else
-  ``$VLMDATA_CACHE_DIR``, else ``$XDG_CACHE_HOME/vlmdata``, else ``~/.cache/vlmdata``; the file is
-  ``probe-v{PROBE_VERSION}.sqlite3`` (a new probe logic gets a new file). ``VLMDATA_CACHE_DIR=off``
-  (or ``cache_dir="off"``, or ``MediaInspector(cache=False)``) disables it. Rows not used for
-  ``PRUNE_DAYS`` days are deleted (checked at most once a day). Any SQLite failure (read-only
-  folder, a locked or corrupt file) turns the cache off for the run; probing goes on. Keep it on
-  a local disk (SQLite's WAL needs every process that shares it on one host): on a cluster whose
-  home is NFS, point ``VLMDATA_CACHE_DIR`` at local scratch.
+* **Cache.** Results are stored on disk by (path, size, mtime_ns) in the table ``probe`` of
+  ``media.cache``'s SQLite file (where it lives, how two processes share it, pruning, switching it
+  off: that module's docstring; ``MediaInspector(cache=False)`` also switches it off). A second
+  run over unchanged images costs a ``stat`` and a row lookup per image.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sqlite3
 import stat as stat_mod
 import struct
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -44,12 +35,9 @@ from typing import Any, TypeVar
 
 from PIL import Image
 
+from vlmdata.media.cache import FileCache, Memo, cache_location
 from vlmdata.media.headers import BOMB_PIXELS, BOMB_WARN_PIXELS, HEAD, read_header
-from vlmdata.media.paths import CACHE_LIMIT, is_remote
-
-PROBE_VERSION = 1  # bump when what a probe finds changes: old cache files are then ignored
-PRUNE_DAYS = 90
-OFF_VALUES = frozenset(("", "0", "off", "none", "false", "no", "disable", "disabled"))
+from vlmdata.media.paths import is_remote
 
 PROBE_SAMPLE = 32  # items timed in the calling thread before deciding on threads (MediaInspector._map)
 TAIL = 4096  # last read, for the truncation test
@@ -206,15 +194,20 @@ def _confirm_truncated(path: str, info: MediaInfo) -> None:
         _bad(info, TRUNCATED, f"is truncated or corrupt: decoding it fails with {type(exc).__name__}: {exc}")
 
 
-def inspect_path(path: str) -> MediaInfo:
-    """One path, uncached (remote URLs are not fetched)."""
+def _stat(path: str) -> os.stat_result | MediaInfo:
+    """The stat of a local path, or the MediaInfo of a remote (not fetched) or missing one."""
     if is_remote(path):
         return MediaInfo(exists=True, remote=True)
     try:
-        st = os.stat(path)
+        return os.stat(path)
     except OSError:
         return MediaInfo(exists=False)
-    return _probe_stat(path, st)
+
+
+def inspect_path(path: str) -> MediaInfo:
+    """One path, uncached (remote URLs are not fetched)."""
+    st = _stat(path)
+    return st if isinstance(st, MediaInfo) else _probe_stat(path, st)
 
 
 def _probe_stat(path: str, st: os.stat_result) -> MediaInfo:
@@ -227,12 +220,9 @@ def _probe_stat(path: str, st: os.stat_result) -> MediaInfo:
 
 def folder_status(path: str) -> MediaInfo:
     """Existence of a video (a file, or a folder of frames: ``entries`` 0 when empty)."""
-    if is_remote(path):
-        return MediaInfo(exists=True, remote=True)
-    try:
-        st = os.stat(path)
-    except OSError:
-        return MediaInfo(exists=False)
+    st = _stat(path)
+    if isinstance(st, MediaInfo):
+        return st
     if not stat_mod.S_ISDIR(st.st_mode):
         return MediaInfo(exists=True, size_bytes=st.st_size)
     try:
@@ -246,133 +236,26 @@ def folder_status(path: str) -> MediaInfo:
 # --------------------------------------------------------------------------- the on-disk cache
 
 
-def cache_location(cache_dir: str | None = None) -> str | None:
-    """The SQLite file the cache lives in, or None when caching is off."""
-    if cache_dir is None:
-        cache_dir = os.environ.get("VLMDATA_CACHE_DIR")
-        if cache_dir is None:
-            base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-            cache_dir = os.path.join(base, "vlmdata")
-    if cache_dir.strip().lower() in OFF_VALUES:
-        return None
-    return os.path.join(os.path.abspath(os.path.expanduser(cache_dir)), f"probe-v{PROBE_VERSION}.sqlite3")
+class ProbeCache(FileCache):
+    """(path, size, mtime_ns) -> MediaInfo in the cache file (``media.cache``)."""
 
-
-_COLUMNS = "width, height, format, mode, orientation, problem, error"
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS probe (
-    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, day INTEGER NOT NULL,
-    width INTEGER, height INTEGER, format TEXT, mode TEXT, orientation INTEGER, problem TEXT, error TEXT
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER);
-"""
-_BATCH = 500  # host parameters per SELECT (SQLite's old limit is 999)
-
-
-class ProbeCache:
-    """(path, size, mtime_ns) -> MediaInfo in SQLite; every failure disables it quietly."""
-
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.error: str | None = None
-        self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = None
-        self._day = int(time.time() // 86400)
-        try:
-            os.makedirs(os.path.dirname(file), exist_ok=True)
-            db = sqlite3.connect(file, timeout=30, check_same_thread=False, isolation_level=None)
-            db.execute("PRAGMA busy_timeout = 30000")
-            # WAL: readers never block the writer; where it is refused (file systems without shared
-            # memory, some network mounts) the rollback journal stays, which is slower but correct
-            with contextlib.suppress(sqlite3.OperationalError):
-                db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = NORMAL")
-            db.executescript(_SCHEMA)
-            self._db = db
-        except (OSError, sqlite3.Error) as exc:
-            self._fail(exc)
-
-    @property
-    def enabled(self) -> bool:
-        return self._db is not None
-
-    def _fail(self, exc: Exception) -> None:
-        self.error = f"probe cache {self.file} disabled: {exc}"
-        if self._db is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._db.close()
-        self._db = None
+    NAME = "probe cache"
+    TABLE = "probe"
+    COLUMNS = "width INTEGER, height INTEGER, format TEXT, mode TEXT, orientation INTEGER, problem TEXT, error TEXT"
 
     def get_many(self, keyed: Sequence[tuple[str, int, int]]) -> dict[str, MediaInfo]:
         """Infos for the (path, size, mtime_ns) whose row is current."""
-        if self._db is None or not keyed:
-            return {}
-        want = {p: (s, m) for p, s, m in keyed}
-        paths = list(want)
-        out: dict[str, MediaInfo] = {}
-        touch: list[tuple[int, str]] = []
-        with self._lock:
-            try:
-                for i in range(0, len(paths), _BATCH):
-                    part = paths[i : i + _BATCH]
-                    rows = self._db.execute(
-                        f"SELECT path, size, mtime_ns, day, {_COLUMNS} FROM probe "
-                        f"WHERE path IN ({','.join('?' * len(part))})",
-                        part,
-                    ).fetchall()
-                    for path, size, mtime, day, w, h, fmt, mode, orient, problem, error in rows:
-                        if want[path] == (size, mtime):
-                            out[path] = MediaInfo(True, error, w, h, fmt, mode, orient, size, False, problem)
-                            if day < self._day:
-                                touch.append((self._day, path))
-                if touch:
-                    self._write("UPDATE probe SET day = ? WHERE path = ?", touch)
-            except sqlite3.Error as exc:
-                self._fail(exc)
+        out = {}
+        for path, size, (w, h, fmt, mode, orient, problem, error) in self.rows(keyed):
+            out[path] = MediaInfo(True, error, w, h, fmt, mode, orient, size, False, problem)
         return out
 
-    def _write(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        """One write transaction (the caller holds the lock and handles sqlite3.Error)."""
-        assert self._db is not None
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            self._db.executemany(sql, rows)
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-
     def put_many(self, items: Iterable[tuple[str, int, int, MediaInfo]]) -> None:
-        if self._db is None:
-            return
-        rows = [
-            (p, s, m, self._day, i.width, i.height, i.format, i.mode, i.exif_orientation, i.problem, i.error)
+        self.put_rows(
+            (p, s, m, i.width, i.height, i.format, i.mode, i.exif_orientation, i.problem, i.error)
             for p, s, m, i in items
             if not i.transient
-        ]
-        if not rows:
-            return
-        with self._lock:
-            try:
-                self._write(f"INSERT OR REPLACE INTO probe VALUES ({','.join('?' * 11)})", rows)
-            except sqlite3.Error as exc:
-                self._fail(exc)
-
-    def close(self) -> None:
-        if self._db is None:
-            return
-        with self._lock:
-            try:
-                row = self._db.execute("SELECT value FROM meta WHERE key = 'pruned'").fetchone()
-                if row is None or row[0] < self._day:
-                    self._db.execute("BEGIN IMMEDIATE")
-                    self._db.execute("DELETE FROM probe WHERE day < ?", (self._day - PRUNE_DAYS,))
-                    self._db.execute("INSERT OR REPLACE INTO meta VALUES ('pruned', ?)", (self._day,))
-                    self._db.execute("COMMIT")
-                self._db.close()
-            except sqlite3.Error:
-                pass
-            self._db = None
+        )
 
 
 # --------------------------------------------------------------------------- the inspector
@@ -392,7 +275,7 @@ class MediaInspector:
         self._cache: ProbeCache | None = None
         self._cache_opened = False
         self._pool: ThreadPoolExecutor | None = None
-        self._seen: dict[str, MediaInfo] = {}
+        self._seen: Memo[MediaInfo] = Memo()
         self.probed = 0
         self.cache_hits = 0
         self.pooled = 0  # how many batches went to the thread pool
@@ -435,19 +318,8 @@ class MediaInspector:
         return out
 
     def inspect_many(self, paths: Iterable[str]) -> dict[str, MediaInfo]:
-        out: dict[str, MediaInfo] = {}
-        todo: list[str] = []
-        for p in paths:
-            if p in out:
-                continue
-            hit = self._seen.get(p)
-            if hit is not None:
-                out[p] = hit
-            elif is_remote(p):
-                out[p] = MediaInfo(exists=True, remote=True)
-            else:
-                out[p] = None  # type: ignore[assignment]  # placeholder, keeps the order
-                todo.append(p)
+        found, todo = self._seen.split(paths, MediaInfo(exists=True, remote=True))
+        out: dict[str, MediaInfo] = found  # type: ignore[assignment]  # the Nones of ``todo`` are filled below
         if not todo:
             return out
         stats = self._map(_stat_chunk, todo)
@@ -480,9 +352,7 @@ class MediaInspector:
                 cache.put_many(
                     (key, st.st_size, st.st_mtime_ns, info) for (_, key, st), info in zip(misses, infos, strict=True)
                 )
-        if len(self._seen) + len(out) > CACHE_LIMIT:
-            self._seen.clear()  # memory stays flat on unique paths; the disk cache has the rest
-        self._seen.update(out)
+        self._seen.remember(out)
         return out
 
     def close(self) -> None:

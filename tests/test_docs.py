@@ -283,3 +283,20 @@ def test_layering_stated_in_architecture_holds():
                     if parts[0] == "vlmdata" and len(parts) > 1 and parts[1] != name and parts[1] not in ok:
                         bad.append(f"{path.relative_to(ROOT)} imports {mod} ({name} may import: {sorted(ok)})")
     assert not bad, "\n".join(bad)
+
+
+def test_rule_module_table_in_architecture_matches_the_registry():
+    """Each rule lives in the module its family's row of the checklist names, and every module is listed."""
+    from vlmdata.validators.registry import RULES, load_rules
+
+    load_rules()
+    rows = {
+        codes.removesuffix("x"): module.strip("`")
+        for codes, _family, module in table("architecture.md", "rule-modules")
+    }
+    for code, r in RULES.items():
+        prefixes = [p for p in rows if code.startswith(p)]
+        assert len(prefixes) == 1, (code, prefixes)
+        assert r.check.__module__ == "vlmdata.validators.rules." + rows[prefixes[0]].removesuffix(".py"), code
+    modules = {p.name for p in (ROOT / "vlmdata" / "validators" / "rules").glob("*.py")}
+    assert modules - set(rows.values()) == {"__init__.py", "common.py"}

@@ -23,8 +23,8 @@ from vlmdata.convert.qwen import parse_json_grounding, render_json_parts
 from vlmdata.convert.registry import get_codec
 from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.media.smart_resize import (
-    MAX_PIXELS,
-    MIN_PIXELS,
+    QWEN2_MAX_PIXELS,
+    QWEN2_MIN_PIXELS,
     TRANSFORMERS_MAX_PIXELS,
     llamafactory_preresize,
     resized_size,
@@ -167,7 +167,7 @@ def test_smart_resize_tiny_image_is_scaled_up_not_refused():
 def test_smart_resize_huge_image_is_scaled_down_under_max_pixels():
     h, w = smart_resize(8000, 10000)
     assert (h, w) == (3192, 4004)
-    assert h * w <= MAX_PIXELS and h % 28 == 0 and w % 28 == 0
+    assert h * w <= QWEN2_MAX_PIXELS and h % 28 == 0 and w % 28 == 0
     assert smart_resize(3000, 4000) == (2996, 4004)  # already under 12,845,056: only rounded to 28
     h, w = smart_resize(3000, 4000, max_pixels=TRANSFORMERS_MAX_PIXELS)
     assert h * w <= TRANSFORMERS_MAX_PIXELS and (h, w) == (840, 1148)
@@ -182,7 +182,7 @@ def test_smart_resize_refuses_aspect_ratio_over_200_naming_the_image():
     with pytest.raises(RecordError, match=r"'banner\.png'"):
         resized_size(28 * 201, 28, image="banner.png")
     with pytest.raises(ValueError, match="max_pixels"):
-        smart_resize(100, 100, min_pixels=MIN_PIXELS, max_pixels=MIN_PIXELS - 1)
+        smart_resize(100, 100, min_pixels=QWEN2_MIN_PIXELS, max_pixels=QWEN2_MIN_PIXELS - 1)
 
 
 def test_llamafactory_pre_resize_then_smart_resize():
@@ -580,7 +580,7 @@ def test_qwen25_to_internvl_and_back_is_exact_property(size, max_pixels, data):
         assert qwen25_round_trip(Path(tmp), size, boxes, max_pixels=max_pixels) == boxes
 
 
-@given(sizes, st.sampled_from([MAX_PIXELS, TRANSFORMERS_MAX_PIXELS, 200_704]), st.data())
+@given(sizes, st.sampled_from([QWEN2_MAX_PIXELS, TRANSFORMERS_MAX_PIXELS, 200_704]), st.data())
 def test_qwen25_through_norm1000_frame_arithmetic(size, max_pixels, data):
     """Exact while both resized sides are under 1000 px; beyond, 0-1000 cannot name every pixel and
     the round trip is off by at most W'/2000 + 0.5 px (e.g. 1 px on a 1288 px wide resized image)."""

@@ -412,3 +412,14 @@ def test_system_prompt_policies_for_llava(tmp_path: Path) -> None:
     assert merged[0]["value"].count("<image>") == 1
     assert "You are a careful annotator." in merged[0]["value"]
     assert "What colour is the circle?" in merged[0]["value"]
+
+
+def test_readme_counts_the_formats_of_the_registry() -> None:
+    """The README says how many formats vlmdata converts and which of them are here (one folder each)."""
+    from vlmdata.convert.registry import FORMATS
+
+    words = {4: "four", 8: "eight"}
+    readme = (Path(__file__).resolve().parents[1] / "sample_data" / "README.md").read_text(encoding="utf-8")
+    folders = [p for p in (Path(__file__).resolve().parents[1] / "sample_data").iterdir() if p.name in FORMATS]
+    assert len(FORMATS) == 8 and len(folders) == 4
+    assert f"written in {words[len(folders)]} of the {words[len(FORMATS)]} formats `vlmdata` converts" in readme

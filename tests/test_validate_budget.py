@@ -73,12 +73,45 @@ def test_qwen_tokens_from_smart_resize():
     assert tk.qwen_image_tokens(640, 428) == 345
     assert tk.image_tokens("qwen2.5-vl", [(640, 428)]) == [345]
     assert tk.image_tokens("qwen2-vl", [(28, 28)]) == [4]  # grown to min_pixels 3,136 = 56x56
-    # above max_pixels: 4000x3000 with the default 12,845,056 -> 4144x3080 -> 16,280... scaled down
+    # 4000x3000: round(3000/28) = 107 -> 2996, round(4000/28) = 143 -> 4004; 4004 * 2996 = 11,995,984 is under
+    # the default max_pixels 12,845,056, so no scaling: 143 * 107 = 15,301 tokens (docs/frames.md#smart_resize)
     assert tk.qwen_image_tokens(4000, 3000) == 15301
-    assert tk.qwen_image_tokens(4000, 3000, max_pixels=1_003_520) <= 1280
+    # 4144x3080 is already a multiple of 28 on both sides (148 x 110) and 12,763,520 px, still under
+    # max_pixels: kept as it is, 148 * 110 = 16,280 tokens
+    assert tk.qwen_image_tokens(4144, 3080) == 16280
+    # with max_pixels 1,003,520: beta = sqrt(12,000,000 / 1,003,520) = 3.458, floor(3000/3.458/28) = 30 -> 840,
+    # floor(4000/3.458/28) = 41 -> 1148: 41 * 30 = 1,230 tokens
+    assert tk.qwen_image_tokens(4000, 3000, max_pixels=1_003_520) == 1230
     # LLaMA-Factory shrinks to image_max_pixels 589,824 first: 886x665 -> 896x672 -> 768 tokens
     assert tk.qwen_image_tokens(4000, 3000, image_max_pixels=tk.LLAMAFACTORY_IMAGE_MAX_PIXELS) == 768
     assert tk.image_tokens("qwen2.5-vl", [(10_000, 10)]) == [None]  # aspect ratio over 200: refused
+
+
+def test_qwen3_vl_tokens_use_factor_32():
+    """Qwen3-VL: patch 16 x merge 2, so smart_resize rounds to multiples of 32 and a token is 32x32 px;
+    defaults min_pixels 65,536, max_pixels 16,777,216 (its preprocessor_config.json). By hand:"""
+    # 640x428: round(428/32) = 13 -> 416, round(640/32) = 20 -> 640; 266,240 px is within the bounds: 13 * 20
+    assert tk.qwen_image_tokens(640, 428, model="qwen3-vl") == 260
+    assert tk.image_tokens("qwen3-vl", [(640, 428)]) == [260]
+    # 4000x3000: round(3000/32) = 94 -> 3008, round(4000/32) = 125 -> 4000; 12,032,000 px: 94 * 125
+    assert tk.image_tokens("qwen3-vl", [(4000, 3000)]) == [11750]
+    # 6000x4000: 4000 x 6016 (round(187.5) = 188) = 24,064,000 px > 16,777,216: beta = sqrt(24e6 / 16,777,216)
+    # = 1.19604, floor(4000/1.19604/32) = 104 -> 3328, floor(6000/1.19604/32) = 156 -> 4992: 104 * 156
+    assert tk.image_tokens("qwen3-vl", [(6000, 4000)]) == [16224]
+    # 100x50: 96 x 64 = 6,144 px < 65,536: beta = sqrt(65,536 / 5,000) = 3.62039, ceil(50*3.62039/32) = 6,
+    # ceil(100*3.62039/32) = 12: 6 * 12
+    assert tk.image_tokens("qwen3-vl", [(100, 50)]) == [72]
+    assert tk.min_image_tokens("qwen3-vl") == 64  # 65,536 / 1,024
+    assert "qwen3-vl" in tk.BUDGET_MODELS
+
+
+def test_validate_counts_qwen3_vl_budgets(tmp_path: Path):
+    make_image(tmp_path / "a.png", (640, 428))
+    src = write_jsonl(tmp_path / "a.jsonl", [_internvl_row("a.png")])
+    report = validate(str(src), model="qwen3-vl", max_length=200, select=["VD501"], target="internvl")
+    assert [f.code for f in report.findings] == ["VD501"]
+    message = report.findings[0].message
+    assert "260 tokens with qwen3-vl" in message and "h*w/1024" in message and "16,777,216" in message
 
 
 def test_llava_576_per_image_and_unknown_sizes():

@@ -36,6 +36,23 @@ def make_meta(tmp_path: Path, rows: int = 2, name: str = "train.jsonl", **entry)
     return write_json(tmp_path / "meta.json", {"ds": {k: v for k, v in base.items() if v is not ...}})
 
 
+def test_each_vd4_family_has_its_own_module():
+    """VD40x layout, VD41x InternVL meta, VD42x line hygiene, VD43x dataset_info.json: one module each."""
+    from vlmdata.validators.registry import RULES, load_rules
+
+    load_rules()
+    family = {"VD40": "layout", "VD41": "meta", "VD42": "lines", "VD43": "dataset_info"}
+    vd4 = {code: r.check.__module__ for code, r in RULES.items() if code.startswith("VD4")}
+    assert sorted(vd4) == [
+        *("VD401", "VD402"),
+        *(f"VD41{i}" for i in range(7)),
+        *("VD420", "VD421", "VD422"),
+        *(f"VD43{i}" for i in range(5)),
+    ]
+    for code, module in vd4.items():
+        assert module == "vlmdata.validators.rules." + family[code[:4]], code
+
+
 # --- VD401 / VD402 layout for the target -----------------------------------------------------------
 
 

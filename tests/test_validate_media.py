@@ -14,7 +14,9 @@ from PIL import Image
 
 from tests.conftest import make_image, write_jsonl
 from vlmdata.media import inspect as inspect_mod
-from vlmdata.media.inspect import MediaInspector, cache_location, exif_orientation, inspect_path
+from vlmdata.media.cache import PROBE_VERSION, cache_location
+from vlmdata.media.headers import exif_orientation
+from vlmdata.media.inspect import MediaInspector, inspect_path
 from vlmdata.validators import RULES, validate
 from vlmdata.validators.registry import load_rules
 
@@ -381,7 +383,7 @@ def test_missing_files_are_not_cached(tmp_path: Path):
 
 def test_cache_location_and_switching_it_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("VLMDATA_CACHE_DIR", str(tmp_path / "env"))
-    assert cache_location() == str(tmp_path / "env" / f"probe-v{inspect_mod.PROBE_VERSION}.sqlite3")
+    assert cache_location() == str(tmp_path / "env" / f"probe-v{PROBE_VERSION}.sqlite3")
     assert cache_location(str(tmp_path / "arg")).startswith(str(tmp_path / "arg"))
     monkeypatch.delenv("VLMDATA_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
@@ -416,6 +418,54 @@ def _share(cache: str, paths: list[str]) -> str | None:
             if ins.cache_error or not all(i.width for i in infos.values()):
                 return ins.cache_error or "a probe failed"
     return None
+
+
+@pytest.mark.parametrize("kind", ["probe", "visual"])
+def test_rows_unused_for_prune_days_are_deleted_at_most_once_a_day(tmp_path: Path, kind: str):
+    """Both tables of the cache file follow one policy (media.cache): a row is pruned when it was not
+    *used* for PRUNE_DAYS days (however long ago it was written), and a table is pruned once a day."""
+    from vlmdata.media.cache import PRUNE_DAYS, today
+    from vlmdata.media.inspect import MediaInfo, ProbeCache
+    from vlmdata.media.phash import Visual, VisualCache
+
+    cls, table, value = {
+        "probe": (ProbeCache, "probe", MediaInfo(True, width=3, height=4, format="PNG")),
+        "visual": (VisualCache, "visual_hashes", Visual(phash=5, std=1.0, pad=0.0)),
+    }[kind]
+    file = str(tmp_path / "cache.sqlite3")
+
+    def age(day: int, *paths: str) -> None:  # what the rows would look like after that many days
+        db = sqlite3.connect(file)
+        db.executemany(f"UPDATE {table} SET day = ? WHERE path = ?", [(day, p) for p in paths])
+        db.commit()
+        db.close()
+
+    def stored(*paths: str) -> set[str]:
+        cache = cls(file)
+        try:
+            return set(cache.get_many([(p, 10, 20) for p in paths]))
+        finally:
+            cache.close()
+
+    cache = cls(file)
+    cache.put_many([("/a", 10, 20, value), ("/b", 10, 20, value), ("/c", 10, 20, value)])
+    cache.close()  # the first close of the day prunes (nothing is old yet)
+    old = today() - PRUNE_DAYS - 1
+    age(old, "/a", "/b", "/c")
+    db = sqlite3.connect(file)
+    db.execute("DELETE FROM meta")  # as if the last prune was yesterday
+    db.commit()
+    db.close()
+    assert stored("/a") == {"/a"}  # written long ago, used today: kept; /b and /c unused: pruned by this close
+    assert stored("/a", "/b", "/c") == {"/a"}
+    cache = cls(file)
+    cache.put_many([("/d", 10, 20, value)])
+    cache.close()
+    age(old, "/d")
+    cls(file).close()  # the table was pruned today already: the aged, unused row waits for tomorrow
+    db = sqlite3.connect(file)
+    assert db.execute(f"SELECT path FROM {table}").fetchall() == [("/a",), ("/d",)]
+    db.close()
 
 
 def test_two_processes_share_the_cache(tmp_path: Path):

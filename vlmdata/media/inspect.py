@@ -2,10 +2,10 @@
 
 ``MediaInspector.inspect_many`` is the entry point the validator uses (per chunk of records):
 
-* **Header only.** JPEG and PNG headers are parsed here (size, mode, EXIF orientation from the
-  APP1 / eXIf block before the pixel data); every other format is opened lazily with Pillow, which
-  reads the header and no pixel. Sizes are the raw stored frame, as every loader sees it (none of
-  them applies EXIF orientation, docs/consumers.md#exif-orientation).
+* **Header only.** JPEG and PNG headers are parsed by ``media.headers`` (size, mode, EXIF
+  orientation from the APP1 / eXIf block before the pixel data); every other format is opened
+  lazily with Pillow, which reads the header and no pixel. Sizes are the raw stored frame, as
+  every loader sees it (none of them applies EXIF orientation, docs/consumers.md#exif-orientation).
 * **Truncation, cheaply.** A complete JPEG ends with the EOI marker ``FFD9`` (after the start of
   scan), a PNG with its ``IEND`` chunk, a GIF with ``0x3B``, a WebP's RIFF size covers the file: one
   read of the file's last 4 KiB. Only a file that fails this test is decoded (``Image.load()``),
@@ -16,26 +16,17 @@
   disks, network file systems: the latencies overlap); a first sample of each batch is timed in
   the calling thread, and when it shows no waiting (page-cached files) the batch stays there,
   since threads would only take turns holding the GIL.
-* **Cache.** Results are stored in SQLite (WAL, so that two processes can share it) keyed by the
-  absolute path and valid while the file's (size, mtime_ns) are unchanged; a second run over
-  unchanged images costs a ``stat`` and a row lookup per image. Location: ``cache_dir``, else
-  ``$VLMDATA_CACHE_DIR``, else ``$XDG_CACHE_HOME/vlmdata``, else ``~/.cache/vlmdata``; the file is
-  ``probe-v{PROBE_VERSION}.sqlite3`` (a new probe logic gets a new file). ``VLMDATA_CACHE_DIR=off``
-  (or ``cache_dir="off"``, or ``MediaInspector(cache=False)``) disables it. Rows not used for
-  ``PRUNE_DAYS`` days are deleted (checked at most once a day). Any SQLite failure (read-only
-  folder, a locked or corrupt file) turns the cache off for the run; probing goes on. Keep it on
-  a local disk (SQLite's WAL needs every process that shares it on one host): on a cluster whose
-  home is NFS, point ``VLMDATA_CACHE_DIR`` at local scratch.
+* **Cache.** Results are stored on disk by (path, size, mtime_ns) in the table ``probe`` of
+  ``media.cache``'s SQLite file (where it lives, how two processes share it, pruning, switching it
+  off: that module's docstring; ``MediaInspector(cache=False)`` also switches it off). A second
+  run over unchanged images costs a ``stat`` and a row lookup per image.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sqlite3
 import stat as stat_mod
 import struct
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -44,26 +35,13 @@ from typing import Any, TypeVar
 
 from PIL import Image
 
-from vlmdata.media.paths import CACHE_LIMIT, is_remote
-
-PROBE_VERSION = 1  # bump when what a probe finds changes: old cache files are then ignored
-PRUNE_DAYS = 90
-OFF_VALUES = frozenset(("", "0", "off", "none", "false", "no", "disable", "disabled"))
-
-# Pillow's defaults, as the trainers' processes have them (not this process's, which a caller may change):
-# Image.open warns above BOMB_WARN_PIXELS and raises DecompressionBombError above BOMB_PIXELS.
-BOMB_WARN_PIXELS = 1024 * 1024 * 1024 // 4 // 3  # 89,478,485
-BOMB_PIXELS = 2 * BOMB_WARN_PIXELS  # 178,956,970
+from vlmdata.media.cache import FileCache, Memo, cache_location
+from vlmdata.media.headers import BOMB_PIXELS, BOMB_WARN_PIXELS, HEAD, read_header
+from vlmdata.media.paths import is_remote
 
 PROBE_SAMPLE = 32  # items timed in the calling thread before deciding on threads (MediaInspector._map)
-HEAD = 4096  # first read; holds the whole header of nearly every JPEG/PNG
 TAIL = 4096  # last read, for the truncation test
-_PNG_SIG = b"\x89PNG\r\n\x1a\n"
 _PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
-_SOF = frozenset((0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF))
-_PNG_MODES = {(0, 1): "1", (0, 16): "I;16", (2, 8): "RGB", (2, 16): "RGB", (4, 8): "LA", (6, 8): "RGBA"}
-_PNG_MODES_BY_TYPE = {0: "L", 2: "RGB", 3: "P", 4: "LA", 6: "RGBA"}
-_JPEG_MODES = {1: "L", 3: "RGB", 4: "CMYK"}
 
 # problem kinds (MediaInfo.problem)
 UNREADABLE = "unreadable"
@@ -106,12 +84,12 @@ def probe_file(path: str, size: int) -> MediaInfo:
         f = _File(os.open(path, _O_FLAGS))
         try:
             head = f.read(HEAD)
-            scan = None
-            if head[:2] == b"\xff\xd8":
-                scan = _jpeg_header(f, head, info)
-            elif head[:8] == _PNG_SIG:
-                scan = _png_header(f, head, info)
-            if scan is None:  # another format, or anything unusual: Pillow decides
+            header = read_header(f, head)
+            if header is not None:
+                info.width, info.height, info.format = header.width, header.height, header.format
+                info.mode, info.exif_orientation = header.mode, header.orientation
+                scan = header.scan
+            else:  # another format, or anything unusual: Pillow decides
                 info = _pillow_header(path, size)
                 if info.error:
                     return info
@@ -161,109 +139,6 @@ def _bomb(info: MediaInfo) -> bool:
         _bad(info, BOMB, f"is {w}x{h} = {w * h:,} pixels, over Pillow's decompression-bomb limit ({BOMB_PIXELS:,})")
         return True
     return False
-
-
-def _jpeg_header(f: _File, data: bytes, info: MediaInfo) -> int | None:
-    """Walk the JPEG markers up to the first SOS: size and components from SOFn, orientation from
-    APP1 Exif. Returns the offset of the scan data, or None when anything is unusual."""
-    pos, frame, exif = 2, None, None
-    n = len(data)
-    while True:
-        while pos + 4 > n:
-            more = f.read(65536)
-            if not more:
-                return None
-            data += more
-            n = len(data)
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # markers without a length
-            pos += 2
-            continue
-        if marker == 0xD9:  # end of image before any scan
-            return None
-        end = pos + 2 + ((data[pos + 2] << 8) | data[pos + 3])
-        while end > n:
-            more = f.read(max(65536, end - n))
-            if not more:
-                return None
-            data += more
-            n = len(data)
-        if marker == 0xDA:
-            if frame is None:
-                return None
-            info.width, info.height = frame
-            info.format = "JPEG"
-            if exif is not None:
-                info.exif_orientation = exif_orientation(exif)
-            return end
-        if marker in _SOF and frame is None:
-            if end - pos < 10:
-                return None
-            h, w = struct.unpack(">HH", data[pos + 5 : pos + 9])
-            frame = (w, h)
-            info.mode = _JPEG_MODES.get(data[pos + 9])
-        elif marker == 0xE1 and exif is None and data[pos + 4 : pos + 10] == b"Exif\x00\x00":
-            exif = data[pos + 10 : end]
-        pos = end
-
-
-def _png_header(f: _File, data: bytes, info: MediaInfo) -> int | None:
-    """IHDR, then the chunks before the first IDAT (an eXIf there is what Pillow reads lazily).
-    Returns the offset of the first IDAT, or None when anything is unusual."""
-    if data[12:16] != b"IHDR" or len(data) < 33:
-        return None
-    w, h, depth, color = struct.unpack(">IIBB", data[16:26])
-    info.width, info.height, info.format = w, h, "PNG"
-    info.mode = _PNG_MODES.get((color, depth)) or _PNG_MODES_BY_TYPE.get(color)
-    base, pos = 0, 33  # data[0] is at file offset ``base``
-    while True:
-        if pos + 8 > len(data):
-            f.seek(base + pos)
-            data, base, pos = f.read(65536), base + pos, 0
-            if len(data) < 8:
-                return None
-        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
-        if kind in (b"IDAT", b"IEND"):
-            return base + pos
-        end = pos + 12 + length
-        if kind == b"eXIf":
-            if end > len(data):
-                f.seek(base + pos)
-                data, base, pos, end = f.read(12 + length), base + pos, 0, 12 + length
-                if len(data) < end:
-                    return None
-            info.exif_orientation = exif_orientation(data[pos + 8 : end - 4])
-        pos = end
-
-
-def exif_orientation(block: bytes) -> int | None:
-    """Tag 0x0112 of IFD0 in a TIFF-structured EXIF block (with or without the ``Exif\\0\\0``
-    prefix); None when there is none or the block is malformed."""
-    if block[:6] == b"Exif\x00\x00":
-        block = block[6:]
-    order = {b"II": "<", b"MM": ">"}.get(block[:2])
-    if order is None or len(block) < 8:
-        return None
-    try:
-        (ifd,) = struct.unpack(order + "I", block[4:8])
-        (count,) = struct.unpack(order + "H", block[ifd : ifd + 2])
-        for i in range(count):
-            entry = block[ifd + 2 + 12 * i : ifd + 14 + 12 * i]
-            tag, kind = struct.unpack(order + "HH", entry[:4])
-            if tag == 0x0112:
-                if kind == 3:  # SHORT
-                    return struct.unpack(order + "H", entry[8:10])[0]
-                if kind == 4:  # LONG
-                    return struct.unpack(order + "I", entry[8:12])[0]
-                return None
-    except struct.error:
-        return None
-    return None
 
 
 def _pillow_header(path: str, size: int) -> MediaInfo:
@@ -319,15 +194,20 @@ def _confirm_truncated(path: str, info: MediaInfo) -> None:
         _bad(info, TRUNCATED, f"is truncated or corrupt: decoding it fails with {type(exc).__name__}: {exc}")
 
 
-def inspect_path(path: str) -> MediaInfo:
-    """One path, uncached (remote URLs are not fetched)."""
+def _stat(path: str) -> os.stat_result | MediaInfo:
+    """The stat of a local path, or the MediaInfo of a remote (not fetched) or missing one."""
     if is_remote(path):
         return MediaInfo(exists=True, remote=True)
     try:
-        st = os.stat(path)
+        return os.stat(path)
     except OSError:
         return MediaInfo(exists=False)
-    return _probe_stat(path, st)
+
+
+def inspect_path(path: str) -> MediaInfo:
+    """One path, uncached (remote URLs are not fetched)."""
+    st = _stat(path)
+    return st if isinstance(st, MediaInfo) else _probe_stat(path, st)
 
 
 def _probe_stat(path: str, st: os.stat_result) -> MediaInfo:
@@ -340,12 +220,9 @@ def _probe_stat(path: str, st: os.stat_result) -> MediaInfo:
 
 def folder_status(path: str) -> MediaInfo:
     """Existence of a video (a file, or a folder of frames: ``entries`` 0 when empty)."""
-    if is_remote(path):
-        return MediaInfo(exists=True, remote=True)
-    try:
-        st = os.stat(path)
-    except OSError:
-        return MediaInfo(exists=False)
+    st = _stat(path)
+    if isinstance(st, MediaInfo):
+        return st
     if not stat_mod.S_ISDIR(st.st_mode):
         return MediaInfo(exists=True, size_bytes=st.st_size)
     try:
@@ -359,133 +236,26 @@ def folder_status(path: str) -> MediaInfo:
 # --------------------------------------------------------------------------- the on-disk cache
 
 
-def cache_location(cache_dir: str | None = None) -> str | None:
-    """The SQLite file the cache lives in, or None when caching is off."""
-    if cache_dir is None:
-        cache_dir = os.environ.get("VLMDATA_CACHE_DIR")
-        if cache_dir is None:
-            base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-            cache_dir = os.path.join(base, "vlmdata")
-    if cache_dir.strip().lower() in OFF_VALUES:
-        return None
-    return os.path.join(os.path.abspath(os.path.expanduser(cache_dir)), f"probe-v{PROBE_VERSION}.sqlite3")
+class ProbeCache(FileCache):
+    """(path, size, mtime_ns) -> MediaInfo in the cache file (``media.cache``)."""
 
-
-_COLUMNS = "width, height, format, mode, orientation, problem, error"
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS probe (
-    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, day INTEGER NOT NULL,
-    width INTEGER, height INTEGER, format TEXT, mode TEXT, orientation INTEGER, problem TEXT, error TEXT
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER);
-"""
-_BATCH = 500  # host parameters per SELECT (SQLite's old limit is 999)
-
-
-class ProbeCache:
-    """(path, size, mtime_ns) -> MediaInfo in SQLite; every failure disables it quietly."""
-
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.error: str | None = None
-        self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = None
-        self._day = int(time.time() // 86400)
-        try:
-            os.makedirs(os.path.dirname(file), exist_ok=True)
-            db = sqlite3.connect(file, timeout=30, check_same_thread=False, isolation_level=None)
-            db.execute("PRAGMA busy_timeout = 30000")
-            # WAL: readers never block the writer; where it is refused (file systems without shared
-            # memory, some network mounts) the rollback journal stays, which is slower but correct
-            with contextlib.suppress(sqlite3.OperationalError):
-                db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = NORMAL")
-            db.executescript(_SCHEMA)
-            self._db = db
-        except (OSError, sqlite3.Error) as exc:
-            self._fail(exc)
-
-    @property
-    def enabled(self) -> bool:
-        return self._db is not None
-
-    def _fail(self, exc: Exception) -> None:
-        self.error = f"probe cache {self.file} disabled: {exc}"
-        if self._db is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._db.close()
-        self._db = None
+    NAME = "probe cache"
+    TABLE = "probe"
+    COLUMNS = "width INTEGER, height INTEGER, format TEXT, mode TEXT, orientation INTEGER, problem TEXT, error TEXT"
 
     def get_many(self, keyed: Sequence[tuple[str, int, int]]) -> dict[str, MediaInfo]:
         """Infos for the (path, size, mtime_ns) whose row is current."""
-        if self._db is None or not keyed:
-            return {}
-        want = {p: (s, m) for p, s, m in keyed}
-        paths = list(want)
-        out: dict[str, MediaInfo] = {}
-        touch: list[tuple[int, str]] = []
-        with self._lock:
-            try:
-                for i in range(0, len(paths), _BATCH):
-                    part = paths[i : i + _BATCH]
-                    rows = self._db.execute(
-                        f"SELECT path, size, mtime_ns, day, {_COLUMNS} FROM probe "
-                        f"WHERE path IN ({','.join('?' * len(part))})",
-                        part,
-                    ).fetchall()
-                    for path, size, mtime, day, w, h, fmt, mode, orient, problem, error in rows:
-                        if want[path] == (size, mtime):
-                            out[path] = MediaInfo(True, error, w, h, fmt, mode, orient, size, False, problem)
-                            if day < self._day:
-                                touch.append((self._day, path))
-                if touch:
-                    self._write("UPDATE probe SET day = ? WHERE path = ?", touch)
-            except sqlite3.Error as exc:
-                self._fail(exc)
+        out = {}
+        for path, size, (w, h, fmt, mode, orient, problem, error) in self.rows(keyed):
+            out[path] = MediaInfo(True, error, w, h, fmt, mode, orient, size, False, problem)
         return out
 
-    def _write(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        """One write transaction (the caller holds the lock and handles sqlite3.Error)."""
-        assert self._db is not None
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            self._db.executemany(sql, rows)
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-
     def put_many(self, items: Iterable[tuple[str, int, int, MediaInfo]]) -> None:
-        if self._db is None:
-            return
-        rows = [
-            (p, s, m, self._day, i.width, i.height, i.format, i.mode, i.exif_orientation, i.problem, i.error)
+        self.put_rows(
+            (p, s, m, i.width, i.height, i.format, i.mode, i.exif_orientation, i.problem, i.error)
             for p, s, m, i in items
             if not i.transient
-        ]
-        if not rows:
-            return
-        with self._lock:
-            try:
-                self._write(f"INSERT OR REPLACE INTO probe VALUES ({','.join('?' * 11)})", rows)
-            except sqlite3.Error as exc:
-                self._fail(exc)
-
-    def close(self) -> None:
-        if self._db is None:
-            return
-        with self._lock:
-            try:
-                row = self._db.execute("SELECT value FROM meta WHERE key = 'pruned'").fetchone()
-                if row is None or row[0] < self._day:
-                    self._db.execute("BEGIN IMMEDIATE")
-                    self._db.execute("DELETE FROM probe WHERE day < ?", (self._day - PRUNE_DAYS,))
-                    self._db.execute("INSERT OR REPLACE INTO meta VALUES ('pruned', ?)", (self._day,))
-                    self._db.execute("COMMIT")
-                self._db.close()
-            except sqlite3.Error:
-                pass
-            self._db = None
+        )
 
 
 # --------------------------------------------------------------------------- the inspector
@@ -505,7 +275,7 @@ class MediaInspector:
         self._cache: ProbeCache | None = None
         self._cache_opened = False
         self._pool: ThreadPoolExecutor | None = None
-        self._seen: dict[str, MediaInfo] = {}
+        self._seen: Memo[MediaInfo] = Memo()
         self.probed = 0
         self.cache_hits = 0
         self.pooled = 0  # how many batches went to the thread pool
@@ -548,19 +318,8 @@ class MediaInspector:
         return out
 
     def inspect_many(self, paths: Iterable[str]) -> dict[str, MediaInfo]:
-        out: dict[str, MediaInfo] = {}
-        todo: list[str] = []
-        for p in paths:
-            if p in out:
-                continue
-            hit = self._seen.get(p)
-            if hit is not None:
-                out[p] = hit
-            elif is_remote(p):
-                out[p] = MediaInfo(exists=True, remote=True)
-            else:
-                out[p] = None  # type: ignore[assignment]  # placeholder, keeps the order
-                todo.append(p)
+        found, todo = self._seen.split(paths, MediaInfo(exists=True, remote=True))
+        out: dict[str, MediaInfo] = found  # type: ignore[assignment]  # the Nones of ``todo`` are filled below
         if not todo:
             return out
         stats = self._map(_stat_chunk, todo)
@@ -593,9 +352,7 @@ class MediaInspector:
                 cache.put_many(
                     (key, st.st_size, st.st_mtime_ns, info) for (_, key, st), info in zip(misses, infos, strict=True)
                 )
-        if len(self._seen) + len(out) > CACHE_LIMIT:
-            self._seen.clear()  # memory stays flat on unique paths; the disk cache has the rest
-        self._seen.update(out)
+        self._seen.remember(out)
         return out
 
     def close(self) -> None:

@@ -13,19 +13,15 @@ One small decode per image gives everything the quality tools need:
 
 Decoding is cheap for JPEG: ``draft("L", ...)`` decodes the luminance only, DCT-scaled by 1/2 to
 1/8 (``bench/dedup.py``: ~1.7x the speed of a plain full decode and ~4x that of a full decode
-followed by ``imagehash.phash``); other formats are decoded and reduced. Results are stored in
-the probe cache's SQLite file (the table ``visual_hashes``, next to the header probes of
-``media.inspect``) keyed by absolute path and valid while the file's (size, mtime_ns) are
-unchanged; ``VLMDATA_CACHE_DIR=off`` disables it.
+followed by ``imagehash.phash``); other formats are decoded and reduced. Results are stored by
+(path, size, mtime_ns) in the table ``visual_hashes`` of ``media.cache``'s SQLite file, next to the
+header probes of ``media.inspect``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
-import sqlite3
-import threading
 import time
 import warnings
 from collections.abc import Iterable
@@ -36,8 +32,7 @@ from typing import Any
 from PIL import Image, ImageStat
 
 from vlmdata.errors import VlmdataError
-from vlmdata.media.inspect import PRUNE_DAYS, cache_location
-from vlmdata.media.paths import is_remote
+from vlmdata.media.cache import FileCache, Memo, cache_location
 
 VISUAL_VERSION = 5  # bump when what is computed changes: old rows are then ignored
 THUMB = 128  # thumbnail side the heuristics and the hash start from
@@ -167,14 +162,6 @@ def compute_visual(path: str) -> Visual:
 
 # --------------------------------------------------------------------------- the cache
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS visual_hashes (
-    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, version INTEGER NOT NULL,
-    phash INTEGER, std REAL, pad REAL, error TEXT, day INTEGER NOT NULL DEFAULT 0
-) WITHOUT ROWID;
-"""
-_BATCH = 500
-
 
 def _signed(v: int | None) -> int | None:
     return None if v is None else v - (1 << 64) if v >= 1 << 63 else v
@@ -184,79 +171,22 @@ def _unsigned(v: int | None) -> int | None:
     return None if v is None else v + (1 << 64) if v < 0 else v
 
 
-class VisualCache:
-    """(path, size, mtime_ns) -> Visual in the probe cache's SQLite file; failures disable it."""
+class VisualCache(FileCache):
+    """(path, size, mtime_ns) -> Visual in the cache file (``media.cache``), next to the header probes."""
 
-    def __init__(self, file: str | None) -> None:
-        self.error: str | None = None
-        self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = None
-        if file is None:
-            return
-        try:
-            os.makedirs(os.path.dirname(file), exist_ok=True)
-            db = sqlite3.connect(file, timeout=30, check_same_thread=False, isolation_level=None)
-            db.execute("PRAGMA busy_timeout = 30000")
-            with contextlib.suppress(sqlite3.OperationalError):
-                db.execute("PRAGMA journal_mode = WAL")
-            db.executescript(_SCHEMA)
-            self._db = db
-        except (OSError, sqlite3.Error) as exc:
-            self._fail(exc)
-
-    def _fail(self, exc: Exception) -> None:
-        self.error = f"visual cache disabled: {exc}"
-        if self._db is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._db.close()
-        self._db = None
+    NAME = "visual cache"
+    TABLE = "visual_hashes"
+    COLUMNS = "version INTEGER NOT NULL, phash INTEGER, std REAL, pad REAL, error TEXT"
 
     def get_many(self, keyed: list[tuple[str, int, int]]) -> dict[str, Visual]:
-        if self._db is None or not keyed:
-            return {}
-        want = {p: (s, m) for p, s, m in keyed}
-        paths = list(want)
-        out: dict[str, Visual] = {}
-        with self._lock:
-            try:
-                for i in range(0, len(paths), _BATCH):
-                    part = paths[i : i + _BATCH]
-                    rows = self._db.execute(
-                        "SELECT path, size, mtime_ns, version, phash, std, pad, error FROM visual_hashes "
-                        f"WHERE path IN ({','.join('?' * len(part))})",
-                        part,
-                    ).fetchall()
-                    for path, size, mtime, version, ph, std, pad, error in rows:
-                        if want[path] == (size, mtime) and version == VISUAL_VERSION:
-                            out[path] = Visual(_unsigned(ph), std, pad, error)
-            except sqlite3.Error as exc:
-                self._fail(exc)
-        return out
+        return {
+            path: Visual(_unsigned(ph), std, pad, error)
+            for path, _size, (version, ph, std, pad, error) in self.rows(keyed)
+            if version == VISUAL_VERSION
+        }
 
     def put_many(self, rows: Iterable[tuple[str, int, int, Visual]]) -> None:
-        if self._db is None:
-            return
-        day = int(time.time() // 86400)
-        data = [(p, s, m, VISUAL_VERSION, _signed(v.phash), v.std, v.pad, v.error, day) for p, s, m, v in rows]
-        if not data:
-            return
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany("INSERT OR REPLACE INTO visual_hashes VALUES (?,?,?,?,?,?,?,?,?)", data)
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    self._db.execute("ROLLBACK")
-                self._fail(exc)
-
-    def close(self) -> None:
-        """Close, deleting rows written more than PRUNE_DAYS ago (recomputed when used again)."""
-        if self._db is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._db.execute("DELETE FROM visual_hashes WHERE day < ?", (int(time.time() // 86400) - PRUNE_DAYS,))
-                self._db.close()
-            self._db = None
+        self.put_rows((p, s, m, VISUAL_VERSION, _signed(v.phash), v.std, v.pad, v.error) for p, s, m, v in rows)
 
 
 class ImageHasher:
@@ -276,25 +206,17 @@ class ImageHasher:
         self.threads = max(1, threads or min(8, os.cpu_count() or 1))
         file = cache_file if cache_file is not None else cache_location(cache_dir)
         self._cache = VisualCache(file if cache else None)
-        self._seen: dict[str, Visual] = {}
+        self._seen: Memo[Visual] = Memo(200_000)  # room for every image of a dataset (dedup, overlap)
         self.computed = 0
         self.cache_hits = 0
         self.seconds = 0.0
 
     def get_many(self, paths: Iterable[str]) -> dict[str, Visual]:
         started = time.perf_counter()
-        out: dict[str, Visual] = {}
+        found, todo = self._seen.split(paths, Visual(error="remote (not downloaded)"))
+        out: dict[str, Visual] = found  # type: ignore[assignment]  # the Nones of ``todo`` are filled below
         keyed: list[tuple[str, int, int]] = []
-        for p in paths:
-            if p in out:
-                continue
-            hit = self._seen.get(p)
-            if hit is not None:
-                out[p] = hit
-                continue
-            if is_remote(p):
-                out[p] = Visual(error="remote (not downloaded)")
-                continue
+        for p in todo:
             try:
                 st = os.stat(p)
             except (OSError, ValueError):
@@ -325,9 +247,7 @@ class ImageHasher:
             key = os.path.abspath(p)
             if key in by_key:
                 out[p] = cached.get(key) or fresh[key]
-        self._seen.update(out)
-        if len(self._seen) > 200_000:
-            self._seen.clear()
+        self._seen.remember(out)
         self.seconds += time.perf_counter() - started
         return out
 

@@ -12,8 +12,11 @@ docs/frames.md#converting-by-hand-summary), so the size must be computed exactly
 * ``llamafactory_preresize`` is LLaMA-Factory's ``_preprocess_image`` shrink that runs *before* the
   processor when ``image_max_pixels`` is set: both sides times ``sqrt(max / (W*H))``, ``int()``.
 
-Defaults are qwen-vl-utils' ``MIN_PIXELS`` / ``MAX_PIXELS``; the transformers image processor's own
-default ``max_pixels`` is 1,003,520 (the Qwen notebook's), so pass the value your training used.
+Defaults are qwen-vl-utils' ``MIN_PIXELS`` / ``MAX_PIXELS`` for Qwen2-VL / Qwen2.5-VL (here
+``QWEN2_MIN_PIXELS`` / ``QWEN2_MAX_PIXELS``); the transformers image processor's own default
+``max_pixels`` is 1,003,520 (the Qwen notebook's), so pass the value your training used. Qwen3-VL
+(factor 32) has its own defaults (``QWEN3_*``). Pillow's decompression-bomb limits are another
+thing (``media.headers.BOMB_PIXELS``).
 """
 
 from __future__ import annotations
@@ -22,10 +25,16 @@ import math
 
 from vlmdata.errors import RecordError
 
-IMAGE_FACTOR = 28
-MIN_PIXELS = 4 * 28 * 28  # 3,136 (qwen-vl-utils MIN_PIXELS; transformers' 56*56 is the same number)
-MAX_PIXELS = 16384 * 28 * 28  # 12,845,056 (qwen-vl-utils MAX_PIXELS)
+IMAGE_FACTOR = 28  # Qwen2-VL / Qwen2.5-VL: patch 14 x merge 2
+# Qwen2-VL / Qwen2.5-VL defaults: qwen-vl-utils' MIN_PIXELS / MAX_PIXELS (and the checkpoints' preprocessor_config)
+QWEN2_MIN_PIXELS = 4 * 28 * 28  # 3,136 (transformers' 56*56 is the same number)
+QWEN2_MAX_PIXELS = 16384 * 28 * 28  # 12,845,056
 TRANSFORMERS_MAX_PIXELS = 28 * 28 * 1280  # 1,003,520 (transformers Qwen2VLImageProcessor, Qwen's notebook)
+# Qwen3-VL: patch 16 x merge 2, so resized sides are multiples of 32; its checkpoints' preprocessor_config.json
+# has size {"shortest_edge": 65536, "longest_edge": 16777216}
+QWEN3_IMAGE_FACTOR = 32
+QWEN3_MIN_PIXELS = 64 * 32 * 32  # 65,536 (256 x 256)
+QWEN3_MAX_PIXELS = 16384 * 32 * 32  # 16,777,216 (4096 x 4096)
 MAX_RATIO = 200
 
 
@@ -33,8 +42,8 @@ def smart_resize(
     height: int,
     width: int,
     factor: int = IMAGE_FACTOR,
-    min_pixels: int = MIN_PIXELS,
-    max_pixels: int = MAX_PIXELS,
+    min_pixels: int = QWEN2_MIN_PIXELS,
+    max_pixels: int = QWEN2_MAX_PIXELS,
     *,
     image: str | None = None,
 ) -> tuple[int, int]:
@@ -77,8 +86,8 @@ def resized_size(
     width: int,
     height: int,
     *,
-    min_pixels: int = MIN_PIXELS,
-    max_pixels: int = MAX_PIXELS,
+    min_pixels: int = QWEN2_MIN_PIXELS,
+    max_pixels: int = QWEN2_MAX_PIXELS,
     image_max_pixels: int | None = None,
     image: str | None = None,
 ) -> tuple[int, int]:

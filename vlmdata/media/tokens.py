@@ -13,6 +13,8 @@ docs/frames.md#smart_resize).
   3,136 and ``MAX_PIXELS`` 12,845,056 (also what the released checkpoints' preprocessor_config.json
   say); LLaMA-Factory shrinks the image to ``image_max_pixels`` (589,824) first
   (docs/frames.md#llama-factory-pre-resize).
+* Qwen3-VL: the same with factor 32 (patch 16 x merge 2): ``h'*w' / 1024`` tokens; defaults from
+  its checkpoints' preprocessor_config.json, ``min_pixels`` 65,536 and ``max_pixels`` 16,777,216.
 * LLaVA-1.5: CLIP ViT-L/14 at 336 px, ``(336/14)^2`` = 576 tokens per image, whatever its size.
 
 The counts are the image *feature* tokens (the ``<IMG_CONTEXT>`` / ``<|image_pad|>`` / image
@@ -32,16 +34,30 @@ from functools import lru_cache
 from typing import Any
 
 from vlmdata.errors import RecordError, VlmdataError
-from vlmdata.media.smart_resize import MAX_PIXELS, MIN_PIXELS, llamafactory_preresize, smart_resize
+from vlmdata.media.smart_resize import (
+    IMAGE_FACTOR,
+    QWEN2_MAX_PIXELS,
+    QWEN2_MIN_PIXELS,
+    QWEN3_IMAGE_FACTOR,
+    QWEN3_MAX_PIXELS,
+    QWEN3_MIN_PIXELS,
+    llamafactory_preresize,
+    smart_resize,
+)
 
-MODELS = ("internvl2.5", "internvl3", "qwen2-vl", "qwen2.5-vl", "llava-1.5")
+BUDGET_MODELS = ("internvl2.5", "internvl3", "qwen2-vl", "qwen2.5-vl", "qwen3-vl", "llava-1.5")  # validate --model
 INTERNVL_MODELS = ("internvl2.5", "internvl3")
-QWEN_MODELS = ("qwen2-vl", "qwen2.5-vl")
+QWEN_MODELS = ("qwen2-vl", "qwen2.5-vl", "qwen3-vl")
+# Qwen's resize per model: (smart_resize factor, default min_pixels, default max_pixels); a token is factor^2 pixels
+QWEN_RESIZE = {
+    "qwen2-vl": (IMAGE_FACTOR, QWEN2_MIN_PIXELS, QWEN2_MAX_PIXELS),
+    "qwen2.5-vl": (IMAGE_FACTOR, QWEN2_MIN_PIXELS, QWEN2_MAX_PIXELS),
+    "qwen3-vl": (QWEN3_IMAGE_FACTOR, QWEN3_MIN_PIXELS, QWEN3_MAX_PIXELS),
+}
 
 INTERNVL_IMAGE_SIZE = 448  # --force_image_size
 INTERNVL_TOKENS_PER_TILE = 256  # int((448 // 14) ** 2 * 0.5 ** 2)
 INTERNVL_MAX_DYNAMIC_PATCH = 12  # --max_dynamic_patch in the fine-tune scripts
-QWEN_PIXELS_PER_TOKEN = 28 * 28  # (14 * 14 patch) * (2 * 2 merge)
 LLAVA_TOKENS = 576  # (336 // 14) ** 2, CLIP ViT-L/14-336
 LLAMAFACTORY_IMAGE_MAX_PIXELS = 768 * 768  # LLaMA-Factory ModelArguments.image_max_pixels default
 LLAMAFACTORY_IMAGE_MIN_PIXELS = 32 * 32
@@ -53,8 +69,8 @@ TURN_OVERHEAD = 4
 
 def check_model(model: str) -> str:
     """``model`` if it is a known token-budget model, else a usage error."""
-    if model not in MODELS:
-        raise VlmdataError(f"unknown model {model!r} for token budgets; choose one of {', '.join(MODELS)}")
+    if model not in BUDGET_MODELS:
+        raise VlmdataError(f"unknown model {model!r} for token budgets; choose one of {', '.join(BUDGET_MODELS)}")
     return model
 
 
@@ -149,15 +165,18 @@ def qwen_image_tokens(
     width: int,
     height: int,
     *,
+    model: str = "qwen2.5-vl",
     min_pixels: int | None = None,
     max_pixels: int | None = None,
     image_max_pixels: int | None = None,
 ) -> int:
-    """``h'*w'/784`` after ``smart_resize`` (after LLaMA-Factory's pre-resize when ``image_max_pixels``)."""
+    """``h'*w' / factor^2`` after ``smart_resize`` (784 for Qwen2/2.5-VL, 1024 for Qwen3-VL), after
+    LLaMA-Factory's pre-resize when ``image_max_pixels``."""
+    factor, default_min, default_max = QWEN_RESIZE[model]
     if image_max_pixels is not None:
         width, height = llamafactory_qwen_preprocess(width, height, image_max_pixels, LLAMAFACTORY_IMAGE_MIN_PIXELS)
-    h, w = smart_resize(height, width, 28, min_pixels or MIN_PIXELS, max_pixels or MAX_PIXELS)
-    return h * w // QWEN_PIXELS_PER_TOKEN
+    h, w = smart_resize(height, width, factor, min_pixels or default_min, max_pixels or default_max)
+    return h * w // (factor * factor)
 
 
 def min_image_tokens(model: str, *, min_pixels: int | None = None) -> int:
@@ -166,7 +185,8 @@ def min_image_tokens(model: str, *, min_pixels: int | None = None) -> int:
     if fam == "internvl":
         return INTERNVL_TOKENS_PER_TILE
     if fam == "qwen":
-        return max(min_pixels or MIN_PIXELS, 4 * QWEN_PIXELS_PER_TOKEN) // QWEN_PIXELS_PER_TOKEN
+        factor, default_min, _max = QWEN_RESIZE[model]
+        return max(min_pixels or default_min, 4 * factor * factor) // (factor * factor)
     return LLAVA_TOKENS
 
 
@@ -194,7 +214,12 @@ def image_tokens(
         elif fam == "qwen":
             try:
                 tokens = qwen_image_tokens(
-                    size[0], size[1], min_pixels=min_pixels, max_pixels=max_pixels, image_max_pixels=image_max_pixels
+                    size[0],
+                    size[1],
+                    model=model,
+                    min_pixels=min_pixels,
+                    max_pixels=max_pixels,
+                    image_max_pixels=image_max_pixels,
                 )
                 out.append(tokens)
             except (RecordError, ValueError):  # aspect ratio over 200: the media rules report it

@@ -12,13 +12,12 @@ from vlmdata.media.paths import PathResolver
 
 # The consumer whose rules a file is checked against, by the format it is written in.
 TARGET_OF_FORMAT = CONSUMER_OF_FORMAT
-MODELS = ("internvl2.5", "internvl3", "qwen2-vl", "qwen2.5-vl", "llava-1.5")
 
 
 @dataclass
 class ValidationContext:
     target: str  # the consumer whose rules apply (see TARGETS)
-    model: str | None = None  # token-budget model (see MODELS)
+    model: str | None = None  # token-budget model (see vlmdata.media.tokens.BUDGET_MODELS)
     max_length: int | None = None
     tokenizer: str | None = None  # a tokenizer directory for exact text token counts
     max_dynamic_patch: int = 12  # InternVL tiles per image (a meta entry may override it)

@@ -17,7 +17,6 @@ from typing import Any
 
 from vlmdata.errors import RecordError
 from vlmdata.media import tokens as tk
-from vlmdata.media.smart_resize import MAX_PIXELS
 from vlmdata.validators.context import ValidationContext
 from vlmdata.validators.registry import rule
 from vlmdata.validators.view import FileView, RecordView
@@ -135,9 +134,14 @@ def _detail(b: Budget, ctx: ValidationContext) -> str:
         if len(b.per_image) > 1:
             text += f" // {len(b.per_image)} images = {per} per image"
     elif fam == "qwen":
-        max_pixels = ctx.max_pixels or MAX_PIXELS
-        source = "" if ctx.max_pixels else " (qwen-vl-utils' default)"
-        text = f"{'+'.join(map(str, known)) or '0'} = h*w/784 after smart_resize, max_pixels {max_pixels:,}{source}"
+        factor, _min, default_max = tk.QWEN_RESIZE[b.model]
+        max_pixels = ctx.max_pixels or default_max
+        default = "the checkpoints' default" if b.model == "qwen3-vl" else "qwen-vl-utils' default"
+        source = "" if ctx.max_pixels else f" ({default})"
+        text = (
+            f"{'+'.join(map(str, known)) or '0'} = h*w/{factor * factor} after smart_resize, "
+            f"max_pixels {max_pixels:,}{source}"
+        )
         if ctx.target == "llamafactory":
             text += f", after LLaMA-Factory's image_max_pixels {tk.LLAMAFACTORY_IMAGE_MAX_PIXELS:,}"
     else:
@@ -165,7 +169,8 @@ def _knob(model: str) -> str:
     "{consequence}; {knob}, or raise --max-length",
     what="With `--model` and `--max-length`, reports a record whose image tokens alone exceed the maximum length: "
     "InternVL 2.5/3 tiles (256 tokens per 448x448 tile, a thumbnail when there is more than one tile, "
-    "`max_dynamic_patch` divided among the images), Qwen2-VL/2.5-VL `smart_resize` (h*w/784), LLaVA-1.5 576.",
+    "`max_dynamic_patch` divided among the images), Qwen2-VL/2.5-VL `smart_resize` (h*w/784), Qwen3-VL "
+    "`smart_resize` with factor 32 (h*w/1024), LLaVA-1.5 576.",
     why="Truncation cannot keep such a row intact (docs/consumers.md#truncation): InternVL asserts `image tokens are "
     "truncated` and trains a random row instead, transformers' Qwen2-VL raises `Image features and image "
     "tokens do not match`, and ms-swift's default `truncation_strategy=delete` drops the row without a word.",

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from vlmdata.media.inspect import BOMB, BOMB_PIXELS, BOMB_WARN_PIXELS, TRUNCATED, UNREADABLE, MediaInfo, folder_status
+from vlmdata.media.headers import BOMB_PIXELS, BOMB_WARN_PIXELS
+from vlmdata.media.inspect import BOMB, TRUNCATED, UNREADABLE, MediaInfo, folder_status
 from vlmdata.media.paths import is_remote
 from vlmdata.validators.context import ValidationContext
 from vlmdata.validators.registry import rule

@@ -391,3 +391,21 @@ def test_qwen_json_answer_nested_too_deeply_stays_text(tmp_path: Path):
     assert res.exit_code == 0 and "1 in = 1 written + 0 rejected" in res.output
     (row,) = read_jsonl(tmp_path / "o.jsonl")
     assert row["messages"][1]["content"] == answer
+
+
+@pytest.mark.parametrize("root", ["\x00", "a\x00b", "\ud800"])
+def test_a_meta_root_that_is_no_path_is_an_error_not_a_crash(tmp_path: Path, root: str):
+    """Found by the long fuzz run: realpath() raised ValueError on a NUL in an InternVL meta root."""
+    row = {"id": "a", "image": "a.png", "conversations": [{"from": "human", "value": "<image>\nhi"}]}
+    (tmp_path / "d.jsonl").write_text(json.dumps(row) + "\n")
+    meta = tmp_path / "meta.json"
+    meta.write_text(json.dumps({"ds": {"annotation": str(tmp_path / "d.jsonl"), "root": root, "length": 1}}))
+    res = run("validate", str(meta), "--target", "internvl", "--output-format", "json")
+    assert res.exit_code == 1
+    findings = json.loads(res.output)["findings"]
+    if "\x00" in root:  # (a lone surrogate escape makes the meta file itself unreadable JSON: another finding)
+        assert any("is not a usable path" in f["message"] for f in findings)
+        res = run("stats", str(meta))
+        assert res.exit_code == 2 and "media root" in res.output and "is not a usable path" in res.output
+    res = run("convert", str(tmp_path / "d.jsonl"), "--to", "swift", "-o", str(tmp_path / "o.jsonl"), "--root", root)
+    assert res.exit_code == 2 and "is not a usable path" in res.output

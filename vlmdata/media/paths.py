@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import stat
 
-from vlmdata.errors import RecordError
+from vlmdata.errors import RecordError, VlmdataError
 
 CACHE_LIMIT = 8_192  # entries per per-path cache; cleared when full
 REMOTE_PREFIXES = ("http://", "https://", "s3://", "data:", "oss://", "gs://")
@@ -41,8 +41,11 @@ class PathResolver:
     """
 
     def __init__(self, root: str, *, explicit_root: bool, allow_outside: bool = False) -> None:
-        self.root = os.path.abspath(root)
-        self.real_root = os.path.realpath(self.root)
+        try:  # a root from a meta file or the command line may hold a NUL or a lone surrogate
+            self.root = os.path.abspath(root)
+            self.real_root = os.path.realpath(self.root)
+        except (ValueError, UnicodeError) as exc:
+            raise VlmdataError(f"media root {root!r} is not a usable path ({exc}); fix the root") from None
         self.explicit_root = explicit_root
         self.allow_outside = allow_outside
         self._cache: dict[str, str] = {}

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from vlmdata.console import EXIT_USAGE, err, error, exit_for, printable_streams, say, signals_unwind
 from vlmdata.consumers import TARGETS as CONSUMER_TARGETS
+from vlmdata.convert.cli_options import codec_options
 from vlmdata.convert.pipeline import convert as run_convert
 from vlmdata.convert.registry import FORMATS
 from vlmdata.convert.report import ConvertReport, json_text
@@ -53,155 +54,13 @@ def main(debug: bool) -> None:
 @click.option("--to", "to", required=True, type=click.Choice(list(FORMATS)), help="Target format.")
 @click.option("-o", "--output", required=True, help="Output file, folder (ending in /) or - for stdout.")
 @click.option("--from", "from_format", type=click.Choice(list(FORMATS)), help="Input format (default: detected).")
-@click.option("--root", help="Media root: input paths resolve under it; InternVL/LLaVA output is relative to it.")
-@click.option("--allow-outside-root", is_flag=True, help="Allow media paths that leave the root (../, symlinks).")
-@click.option("--relative-paths", is_flag=True, help="ms-swift output: keep paths relative (set ROOT_IMAGE_DIR).")
-@click.option(
-    "--fix-boxes",
-    type=click.Choice(["swap"]),
-    help="Reversed box corners (x2 < x1 or y2 < y1): swap them, with a note per record (default: reject, VD201).",
-)
-@click.option(
-    "--native-grounding",
-    type=click.Choice(["qwen", "internvl", "both"]),
-    help="ms-swift input: its text also holds the trained model's own box markup (Qwen2-VL tokens, InternVL "
-    "<ref>/<box>); read it as boxes (default: it is text, as it is to ms-swift).",
-)
-@click.option(
-    "--system",
-    "system",
-    type=click.Choice(["reject", "drop", "merge"]),
-    default="reject",
-    show_default=True,
-    help="What to do with system prompts the target cannot hold.",
-)
-@click.option("--llava-padded", is_flag=True, help="LLaVA boxes are fractions of the padded square image.")
-@click.option(
-    "--no-sizes",
-    "sizes",
-    flag_value=False,
-    default=True,
-    help="InternVL output: do not read image headers to write width/height.",
-)
-@click.option(
-    "--internvl-video",
-    type=click.Choice(["auto", "images"]),
-    default="auto",
-    show_default=True,
-    help="InternVL output of frame videos: a frame folder when they are one, or Frame-i images.",
-)
-@click.option("--meta", help="Also write/update this InternVL meta JSON with an entry for the output.")
-@click.option("--name", "meta_name", help="Meta entry name (default: the output file's stem).")
-# --- sharegpt (LLaMA-Factory) options ---
-@click.option(
-    "--dataset-info",
-    metavar="PATH",
-    help="LLaMA-Factory dataset_info.json: --from sharegpt reads the entry's columns/tags (media under its "
-    "folder unless --root); --to sharegpt adds/updates the output's entry.",
-)
-@click.option(
-    "--media-dir",
-    metavar="DIR",
-    help="--to sharegpt: write media paths relative to this folder (LLaMA-Factory's media_dir; default: the "
-    "--dataset-info folder, else absolute paths).",
-)
-@click.option(
-    "--dataset-name",
-    metavar="NAME",
-    help="dataset_info.json entry name (default for --to sharegpt: the output file's stem).",
-)
-# --- qwen options ---
-@click.option(
-    "--qwen-model",
-    type=click.Choice(["qwen2-vl", "qwen2.5-vl", "qwen3-vl"]),
-    default="qwen2-vl",
-    show_default=True,
-    help="Qwen input/output box frame: qwen2-vl and qwen3-vl 0-1000 of the image; qwen2.5-vl absolute pixels "
-    "of the smart-resized image (set --max-pixels/--min-pixels to the training values).",
-)
-@click.option(
-    "--qwen-boxes",
-    type=click.Choice(["tokens", "json"]),
-    default="tokens",
-    show_default=True,
-    help="Qwen output box syntax: <|box_start|>(x1,y1),(x2,y2)<|box_end|> tokens, or a ```json "
-    '[{"bbox_2d": [..], "label": ".."}] answer. Input reads both.',
-)
-@click.option(
-    "--max-pixels",
-    type=click.IntRange(min=1),
-    default=12_845_056,
-    show_default=True,
-    help="Qwen2.5-VL boxes: smart_resize max_pixels (default: qwen-vl-utils MAX_PIXELS; transformers' is 1003520).",
-)
-@click.option(
-    "--min-pixels",
-    type=click.IntRange(min=1),
-    default=3_136,
-    show_default=True,
-    help="Qwen2.5-VL boxes: smart_resize min_pixels.",
-)
-@click.option(
-    "--image-max-pixels",
-    type=click.IntRange(min=1),
-    help="Qwen2.5-VL boxes: LLaMA-Factory's image_max_pixels shrink before smart_resize (off unless given; "
-    "LLaMA-Factory's default is 589824).",
-)
-# --- hf options ---
-@click.option("--embed-images", is_flag=True, help="HF parquet output: store image bytes in the file (path: its name).")
-@click.option(
-    "--shard-size", default=10_000, show_default=True, type=click.IntRange(1), help="HF parquet output: rows per file."
-)
-@click.option("--extract-images", metavar="DIR", help="HF parquet input: write embedded image bytes to files in DIR.")
-@click.option(
-    "--hf-layout",
-    type=click.Choice(["messages", "prompt-completion"]),
-    default="messages",
-    show_default=True,
-    help="HF output columns: messages, or TRL prompt/completion (the last assistant turns).",
-)
-@click.option(
-    "--hf-boxes",
-    type=click.Choice(["qwen", "internvl"]),
-    default="qwen",
-    show_default=True,
-    help="HF output: box markup in text blocks (0-1000 either way).",
-)
-# --- coco options ---
-@click.option(
-    "--coco-task",
-    type=click.Choice(["detect", "refer"]),
-    default="detect",
-    show_default=True,
-    help="COCO input: one detection answer per image, or one referring question per category (multi-turn).",
-)
-@click.option(
-    "--coco-prompt",
-    help="COCO input: the user prompt (default: InternVL's detection prompt; for refer, InternVL's RefCOCO "
-    "question, where {category} marks the category).",
-)
-@click.option(
-    "--coco-answer",
-    help="COCO detect: the line before the boxes ('' for none; default: InternVL's V3Det answer line).",
-)
-@click.option(
-    "--coco-empty-answer",
-    help="COCO detect: the answer for an image without annotations (default: 'There are no objects to detect.').",
-)
-@click.option(
-    "--coco-crowd",
-    type=click.Choice(["skip", "include"]),
-    default="skip",
-    show_default=True,
-    help="COCO input: crowd regions (iscrowd=1) are left out (counted in the report) or kept as boxes.",
-)
+@codec_options
 @click.option("--rejects", help="Write rejected records with their reasons to this JSONL file.")
 @click.option(
     "--workers",
-    default=1,
-    show_default=True,
-    type=click.IntRange(1, 64),
-    help="Worker processes for decoding/encoding.",
+    type=click.IntRange(1, 256),
+    help="Worker processes, each converting its own byte ranges of a JSONL input "
+    "(default: the usable cores for inputs over 32 MiB, else 1).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 def convert(src: str, to: str, output: str, from_format: str | None, as_json: bool, **kw: Any) -> None:

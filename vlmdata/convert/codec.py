@@ -7,6 +7,7 @@ A codec turns one record of its format into a canonical ``Sample`` (``decode``) 
 from __future__ import annotations
 
 import dataclasses
+import typing
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from vlmdata.convert.frames import convert_box
 from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.media.paths import PathResolver
 from vlmdata.media.probe import SizeCache
+from vlmdata.media.smart_resize import QWEN2_MAX_PIXELS, QWEN2_MIN_PIXELS
 from vlmdata.schemas.sample import Box, Frame, MediaRef, Origin, Sample
 
 Layout = Literal["jsonl", "json", "parquet"]  # parquet: HF datasets files (the hf codec's own writer)
@@ -37,21 +39,39 @@ class RecordNote:
         return f"{self.origin.where()}: {self.text}" if self.origin is not None else self.text
 
 
+def counter(note: str, key: str | None = None) -> Any:
+    """A ``Tally`` counter: ``note`` is the report's sentence for it (``{n}`` is the count), ``key``
+    its name in the JSON report (default: the field's). Declared once, it is merged, printed and
+    reported without another edit (``vlmdata/convert/report.py``)."""
+    return field(default=0, metadata={"note": note, "key": key})
+
+
 @dataclass
 class Tally:
     """Counters a codec bumps while it works; the pipeline folds them into the report."""
 
-    clamped: int = 0  # coordinates clamped into their frame
-    inserted_tags: int = 0  # media tags added where the source relied on auto-insertion
-    systems_dropped: int = 0
-    systems_merged: int = 0
-    unused_objects: int = 0
-    legacy_objects: int = 0  # records written with legacy objects (ms-swift <= 3.0 only)
-    crowd_skipped: int = 0  # COCO crowd boxes (iscrowd=1) left out (--coco-crowd skip)
-    empty_boxes_skipped: int = 0  # COCO boxes with zero or negative width/height, left out
-    unmatched_annotations: int = 0  # COCO annotations whose image_id names no entry of images
-    swapped_boxes: int = 0  # reversed corners swapped (--fix-boxes swap)
-    dropped_turns: int = 0  # leading turns the source's consumer drops (LLaVA: a leading gpt turn)
+    clamped: int = counter(
+        "{n} box coordinate(s) were outside their frame and were clamped", key="clamped_coordinates"
+    )
+    inserted_tags: int = counter(
+        "{n} media tag(s) were added where the source relied on its consumer's auto-insertion"
+    )
+    unused_objects: int = counter("{n} objects entr(y/ies) had no placeholder and were not used")
+    legacy_objects: int = counter(  # records written with legacy objects (ms-swift <= 3.0 only)
+        "{n} record(s) carry legacy objects (a JSON string): only ms-swift <= 3.0 reads them, ms-swift >= 3.1 "
+        "drops those rows; use --to swift for current ms-swift"
+    )
+    crowd_skipped: int = counter("{n} COCO crowd box(es) (iscrowd=1) were left out; keep: --coco-crowd include")
+    empty_boxes_skipped: int = counter("{n} COCO box(es) with zero or negative width/height were left out")
+    unmatched_annotations: int = counter(
+        "{n} COCO annotation(s) name an image_id that is not in images and were not converted"
+    )
+    systems_dropped: int = counter("{n} system prompt(s) were dropped (--system drop)")
+    systems_merged: int = counter("{n} system prompt(s) were merged into the first user turn")
+    swapped_boxes: int = counter("{n} box(es) had reversed corners and were swapped (--fix-boxes swap)")
+    dropped_turns: int = counter(  # leading turns the source's consumer drops (LLaVA: a leading gpt turn)
+        "{n} leading gpt turn(s) were dropped, as LLaVA does (it never trains on them)"
+    )
     record_notes: list[RecordNote] = field(default_factory=list)  # what was changed per record, first ones kept
     dropped_keys: Counter[str] = field(default_factory=Counter)
     frames: Counter[str] = field(default_factory=Counter)  # boxes per frame, e.g. "pixel_resized 644x420 (read)"
@@ -61,59 +81,169 @@ class Tally:
             self.record_notes.append(RecordNote(origin, text))
 
     def merge(self, other: Tally) -> None:
-        self.clamped += other.clamped
-        self.inserted_tags += other.inserted_tags
-        self.systems_dropped += other.systems_dropped
-        self.systems_merged += other.systems_merged
-        self.unused_objects += other.unused_objects
-        self.legacy_objects += other.legacy_objects
-        self.crowd_skipped += other.crowd_skipped
-        self.empty_boxes_skipped += other.empty_boxes_skipped
-        self.unmatched_annotations += other.unmatched_annotations
-        self.swapped_boxes += other.swapped_boxes
-        self.dropped_turns += other.dropped_turns
+        for name in COUNTERS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
         self.record_notes.extend(other.record_notes[: max(0, KEEP_NOTES - len(self.record_notes))])
         self.dropped_keys.update(other.dropped_keys)
         self.frames.update(other.frames)
 
+    def counter_notes(self) -> list[str]:
+        """The report's sentence for every counter that is not zero, in declaration order."""
+        return [COUNTERS[name]["note"].format(n=getattr(self, name)) for name in COUNTERS if getattr(self, name)]
+
+    def counter_values(self) -> dict[str, int]:
+        """Every counter under its JSON report name."""
+        return {COUNTERS[name]["key"] or name: getattr(self, name) for name in COUNTERS}
+
+
+COUNTERS = {f.name: f.metadata for f in dataclasses.fields(Tally) if "note" in f.metadata}
+
+
+def opt(
+    default: Any,
+    help: str,
+    *,
+    flag: str | None = None,
+    metavar: str | None = None,
+    minimum: int | None = None,
+    off_flag: bool = False,
+    cli: bool = True,
+) -> Any:
+    """An ``Options`` field with what the command line says about it.
+
+    The convert/transform options are generated from these (``vlmdata/cli_options.py``), the
+    choices from the field's ``Literal`` type, and each option's help names the formats whose
+    codecs declare it in ``read_options``/``write_options``: a default, a choice or a help text
+    is written once, here. ``off_flag``: a True default switched off by ``--no-NAME``."""
+    meta = {"help": help, "flag": flag, "metavar": metavar, "min": minimum, "off_flag": off_flag, "cli": cli}
+    return field(default=default, metadata=meta)
+
+
+QwenModel = Literal["qwen2-vl", "qwen2.5-vl", "qwen3-vl"]
+
 
 @dataclass
 class Options:
-    """User choices that change how records are read or written (all picklable for workers)."""
+    """User choices that change how records are read or written (all picklable for workers).
 
-    root: str | None = None  # media root; None = the format's default (see paths.py)
-    allow_outside_root: bool = False
-    relative_paths: bool = False  # ms-swift output: keep paths relative to the root
-    system: SystemPolicy = "reject"  # targets without a system prompt (LLaVA-1.5)
-    llava_padded: bool = False  # LLaVA floats are fractions of the padded square (docs/formats.md#llava-boxes)
-    sizes: bool = True  # InternVL output: write width/height read from the image headers
-    internvl_video: str = "auto"  # frame-list videos: "auto" = a frame folder when they are one, "images" = Frame-i
-    meta: str | None = None  # InternVL output: meta JSON to add or update an entry in
-    meta_name: str | None = None  # its entry name (default: the output file's stem)
-    dataset_info: str | None = None  # LLaMA-Factory dataset_info.json: entry read for input, updated for output
-    dataset_name: str | None = None  # its entry name (default for output: the output file's stem)
-    qwen_model: str = "qwen2-vl"  # Qwen box frame: qwen2-vl/qwen3-vl 0-1000, qwen2.5-vl pixels of the resized image
-    qwen_boxes: str = "tokens"  # Qwen output box syntax: "tokens" (<|box_start|>..) or "json" ([{"bbox_2d": ..}])
+    Which format uses which option is declared by its codec (``read_options``, ``write_options``);
+    an option that neither the reader nor the writer of a run uses is refused (``check_applicable``)."""
+
+    root: str | None = opt(
+        None, "Media root: input paths resolve under it; InternVL/LLaVA output is relative to it."
+    )  # None = the format's default (docs/consumers.md#media-paths)
+    allow_outside_root: bool = opt(False, "Allow media paths that leave the root (../, symlinks).")
+    relative_paths: bool = opt(False, "ms-swift output: keep paths relative (set ROOT_IMAGE_DIR).")
+    fix_boxes: Literal["swap"] | None = opt(
+        None,
+        "Reversed box corners (x2 < x1 or y2 < y1): swap them, with a note per record (default: reject, VD201).",
+    )
+    native_grounding: Literal["qwen", "internvl", "both"] | None = opt(
+        None,
+        "ms-swift input: its text also holds the trained model's own box markup (Qwen2-VL tokens, InternVL "
+        "<ref>/<box>); read it as boxes (default: it is text, as it is to ms-swift).",
+    )
+    system: SystemPolicy = opt("reject", "What to do with system prompts the target cannot hold.")
+    # LLaVA floats are fractions of the padded square (docs/formats.md#llava-boxes)
+    llava_padded: bool = opt(False, "LLaVA boxes are fractions of the padded square image.")
+    sizes: bool = opt(
+        True, "InternVL output: do not read image headers to write width/height.", flag="--no-sizes", off_flag=True
+    )
+    internvl_video: Literal["auto", "images"] = opt(
+        "auto", "InternVL output of frame videos: a frame folder when they are one, or Frame-i images."
+    )
+    meta: str | None = opt(None, "Also write/update this InternVL meta JSON with an entry for the output.")
+    meta_name: str | None = opt(None, "Meta entry name (default: the output file's stem).", flag="--name")
+    dataset_info: str | None = opt(
+        None,
+        "LLaMA-Factory dataset_info.json: --from sharegpt reads the entry's columns/tags (media under its "
+        "folder unless --root); --to sharegpt adds/updates the output's entry.",
+        metavar="PATH",
+    )
+    media_dir: str | None = opt(
+        None,
+        "--to sharegpt: write media paths relative to this folder (LLaMA-Factory's media_dir; default: the "
+        "--dataset-info folder, else absolute paths).",
+        metavar="DIR",
+    )
+    dataset_name: str | None = opt(
+        None, "dataset_info.json entry name (default for --to sharegpt: the output file's stem).", metavar="NAME"
+    )
+    qwen_model: QwenModel = opt(
+        "qwen2-vl",
+        "Qwen input/output box frame: qwen2-vl and qwen3-vl 0-1000 of the image; qwen2.5-vl absolute pixels "
+        "of the smart-resized image (set --max-pixels/--min-pixels to the training values).",
+    )
+    qwen_boxes: Literal["tokens", "json"] = opt(
+        "tokens",
+        "Qwen output box syntax: <|box_start|>(x1,y1),(x2,y2)<|box_end|> tokens, or a ```json "
+        '[{"bbox_2d": [..], "label": ".."}] answer. Input reads both.',
+    )
     # Qwen2.5-VL smart_resize max_pixels (qwen-vl-utils MAX_PIXELS, docs/frames.md#smart_resize)
-    max_pixels: int = 12_845_056
-    min_pixels: int = 3_136  # Qwen2.5-VL smart_resize min_pixels (qwen-vl-utils MIN_PIXELS)
+    max_pixels: int = opt(
+        QWEN2_MAX_PIXELS,
+        "Qwen2.5-VL boxes: smart_resize max_pixels (default: qwen-vl-utils MAX_PIXELS; transformers' is 1003520).",
+        minimum=1,
+    )
+    min_pixels: int = opt(QWEN2_MIN_PIXELS, "Qwen2.5-VL boxes: smart_resize min_pixels.", minimum=1)
     # LLaMA-Factory shrink before smart_resize (docs/frames.md#llama-factory-pre-resize); None = off
-    image_max_pixels: int | None = None
-    coco_task: Literal["detect", "refer"] = "detect"  # COCO input: one detection answer per image, or per-category Q&A
-    coco_prompt: str | None = None  # COCO input: the user prompt (None = the task's default; {category} in refer)
-    coco_answer: str | None = None  # COCO detect: the line before the boxes (None = InternVL's, "" = none)
-    coco_empty_answer: str | None = None  # COCO detect: the answer for an image without annotations (None = default)
-    coco_crowd: Literal["skip", "include"] = "skip"  # COCO input: crowd boxes (iscrowd=1) left out (counted) or kept
-    embed_images: bool = False  # HF parquet output: image bytes in the file (path = basename), not only paths
-    shard_size: int = 10_000  # HF parquet output: rows per shard file (name-00000-of-00003.parquet)
-    extract_images: str | None = None  # HF parquet input: write embedded image bytes to files in this folder
-    hf_layout: str = "messages"  # HF output columns: "messages" or "prompt-completion" (TRL)
-    hf_boxes: str = "qwen"  # HF output box text: "qwen" (Qwen2-VL tokens) or "internvl", both 0-1000
-    native_grounding: str | None = None  # ms-swift input: its text also holds model-native boxes ("qwen", "internvl")
-    fix_boxes: str | None = None  # "swap": reversed box corners are swapped (noted per record) instead of rejected
-    media_dir: str | None = None  # LLaMA-Factory output: the media_dir its paths are written relative to
-    read_dataset_info: str | None = None  # set by the sharegpt reader: the dataset_info.json that names the input
-    read_dataset_name: str | None = None  # ... and its entry for the input file
+    image_max_pixels: int | None = opt(
+        None,
+        "Qwen2.5-VL boxes: LLaMA-Factory's image_max_pixels shrink before smart_resize (off unless given; "
+        "LLaMA-Factory's default is 589824).",
+        minimum=1,
+    )
+    embed_images: bool = opt(False, "HF parquet output: store image bytes in the file (path: its name).")
+    shard_size: int = opt(10_000, "HF parquet output: rows per file.", minimum=1)
+    extract_images: str | None = opt(
+        None, "HF parquet input: write embedded image bytes to files in DIR.", metavar="DIR"
+    )
+    hf_layout: Literal["messages", "prompt-completion"] = opt(
+        "messages", "HF output columns: messages, or TRL prompt/completion (the last assistant turns)."
+    )
+    hf_boxes: Literal["qwen", "internvl"] = opt("qwen", "HF output: box markup in text blocks (0-1000 either way).")
+    coco_task: Literal["detect", "refer"] = opt(
+        "detect",
+        "COCO input: one detection answer per image, or one referring question per category (multi-turn).",
+    )
+    coco_prompt: str | None = opt(
+        None,
+        "COCO input: the user prompt (default: InternVL's detection prompt; for refer, InternVL's RefCOCO "
+        "question, where {category} marks the category).",
+    )
+    coco_answer: str | None = opt(
+        None, "COCO detect: the line before the boxes ('' for none; default: InternVL's V3Det answer line)."
+    )
+    coco_empty_answer: str | None = opt(
+        None, "COCO detect: the answer for an image without annotations (default: 'There are no objects to detect.')."
+    )
+    coco_crowd: Literal["skip", "include"] = opt(
+        "skip", "COCO input: crowd regions (iscrowd=1) are left out (counted in the report) or kept as boxes."
+    )
+    # set by the sharegpt reader (prepare_input): the dataset_info.json that names the input, and its entry
+    read_dataset_info: str | None = opt(None, "", cli=False)
+    read_dataset_name: str | None = opt(None, "", cli=False)
+
+
+def option_flag(name: str) -> str:
+    """The command-line flag of an ``Options`` field (``--name`` for ``meta_name``...)."""
+    f = OPTION_FIELDS[name]
+    return f.metadata.get("flag") or "--" + name.replace("_", "-")
+
+
+def option_choices(name: str) -> tuple[Any, ...] | None:
+    """The values a ``Literal``-typed option may take (None: any value of its type)."""
+    hint = OPTION_HINTS[name]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) is Literal:
+        return typing.get_args(hint)
+    if len(args) == 1 and typing.get_origin(args[0]) is Literal:
+        return typing.get_args(args[0])
+    return None
+
+
+OPTION_FIELDS = {f.name: f for f in dataclasses.fields(Options)}
+OPTION_HINTS = typing.get_type_hints(Options)
 
 
 class ReadContext:
@@ -230,11 +360,18 @@ class Codec(ABC):
         return None
 
     def check_options(self, options: Options) -> None:
-        """Refuse, before any work, options that make no sense for this output format."""
-        if options.meta:
-            raise VlmdataError("--meta writes an InternVL meta entry; use it with --to internvl")
-        if options.embed_images:
-            raise VlmdataError("--embed-images writes HF parquet; use it with --to hf -o FILE.parquet")
+        """Refuse, before any work, options that make no sense for this output format: a value
+        outside an option's choices, and an option only writers of other formats use."""
+        check_choices(options)
+        for name in OPTION_FIELDS:
+            if name in self.write_options or name in GENERAL_OPTIONS or not _given(options, name):
+                continue
+            writers = [c for c in _all_codecs() if name in c.write_options]
+            if writers and not any(name in c.read_options for c in _all_codecs()):
+                raise VlmdataError(
+                    f"{option_flag(name)} is used writing {' or '.join(c.title for c in writers)}; "
+                    f"use it with --to {' or --to '.join(c.name for c in writers)}, or drop it"
+                )
 
     def output_files(self, dst: str) -> list[str]:
         """Every file that writing ``dst`` may create or replace (checked against the inputs first)."""
@@ -296,10 +433,9 @@ def check_applicable(options: Options, reader: Codec | None, writer: Codec | Non
         used |= reader.read_options
     if writer is not None:
         used |= writer.write_options
-    defaults = Options()
     for f in dataclasses.fields(Options):
-        if f.name not in used and getattr(options, f.name) != getattr(defaults, f.name):
-            flag = "--" + f.name.replace("_", "-")
+        if f.name not in used and _given(options, f.name):
+            flag = option_flag(f.name)
             sides = []
             if reader is not None:
                 sides.append(f"reading {reader.title}")
@@ -310,6 +446,22 @@ def check_applicable(options: Options, reader: Codec | None, writer: Codec | Non
                 f"{flag} does not apply to {' or '.join(sides)}: it would be ignored; drop it"
                 + (f" (it is used with: {', '.join(users)})" if users else "")
             )
+
+
+_DEFAULTS = Options()
+
+
+def _given(options: Options, name: str) -> bool:
+    return bool(getattr(options, name) != getattr(_DEFAULTS, name))
+
+
+def check_choices(options: Options) -> None:
+    """Values of ``Literal`` options come from the library too (not only the CLI's choices)."""
+    for name in OPTION_FIELDS:
+        choices = option_choices(name)
+        value = getattr(options, name)
+        if choices is not None and value is not None and value not in choices:
+            raise VlmdataError(f"{option_flag(name)} must be one of {', '.join(map(str, choices))}, not {value!r}")
 
 
 def _all_codecs() -> list[Codec]:

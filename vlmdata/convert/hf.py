@@ -261,12 +261,7 @@ class HfCodec(Codec):
         return ParquetWriter(path, options)
 
     def check_options(self, options: Options) -> None:
-        if options.meta:
-            raise VlmdataError("--meta writes an InternVL meta entry; use it with --to internvl")
-        if options.hf_layout not in HF_LAYOUTS:
-            raise VlmdataError(f"--hf-layout must be one of {', '.join(HF_LAYOUTS)}, not {options.hf_layout!r}")
-        if options.hf_boxes not in BOX_SYNTAXES:
-            raise VlmdataError(f"--hf-boxes must be one of {', '.join(BOX_SYNTAXES)}, not {options.hf_boxes!r}")
+        super().check_options(options)
         if options.shard_size < 1:
             raise VlmdataError("--shard-size must be at least 1")
 

@@ -17,7 +17,7 @@ from vlmdata.convert.codec import Codec, Layout, Options, ReadContext, WriteCont
 from vlmdata.convert.meta import update_internvl_meta
 from vlmdata.convert.placeholders import reconcile, slot_roles
 from vlmdata.convert.turns import read_turns, write_turns
-from vlmdata.errors import RecordError, VlmdataError
+from vlmdata.errors import RecordError
 from vlmdata.media.video import common_folder, is_frame_folder, list_frames
 from vlmdata.schemas.internvl import INTERNVL_RECORD
 from vlmdata.schemas.sample import Frame, ImageSlot, MediaRef, Message, Part, Sample, Text
@@ -62,11 +62,6 @@ class InternVLCodec(Codec):
         if layout == "jsonl":
             score += 0.2
         return min(score, 1.0)
-
-    def check_options(self, options: Options) -> None:
-        """--meta is this format's own side file; the others' options are refused (check_applicable)."""
-        if options.embed_images:
-            raise VlmdataError("--embed-images writes HF parquet; use it with --to hf -o FILE.parquet")
 
     def side_files(self, options: Options) -> list[tuple[str, str | None]]:
         return [("--meta", options.meta)]

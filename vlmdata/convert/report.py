@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vlmdata.convert.codec import Tally
+from vlmdata.schemas.sample import where
 
 KEEP_REJECTIONS = 1000  # kept in memory for the summary; --rejects gets every one
 SHOWN_FRAMES = 8  # frame sizes named in the notes; the JSON report has them all
@@ -77,8 +78,7 @@ class Rejection:
         self.fix = safe_text(self.fix)
 
     def where(self) -> str:
-        loc = self.file + (f":{self.line}" if self.line is not None else f"[{self.index}]")
-        return loc + (f" (id={self.id})" if self.id is not None else "")
+        return where(self.file, self.line, self.index, self.id)
 
     def message(self) -> str:
         return f"{self.where()}: {self.error}" + (f"; {self.fix}" if self.fix else "")
@@ -124,37 +124,7 @@ class ConvertReport:
     def notes(self) -> list[str]:
         """Everything the conversion changed or could not carry, in plain words."""
         t = self.tally
-        out = []
-        if t.clamped:
-            out.append(f"{t.clamped} box coordinate(s) were outside their frame and were clamped")
-        if t.inserted_tags:
-            out.append(
-                f"{t.inserted_tags} media tag(s) were added where the source relied on its consumer's auto-insertion"
-            )
-        if t.unused_objects:
-            out.append(f"{t.unused_objects} objects entr(y/ies) had no placeholder and were not used")
-        if t.legacy_objects:
-            out.append(
-                f"{t.legacy_objects} record(s) carry legacy objects (a JSON string): only ms-swift <= 3.0 reads "
-                "them, ms-swift >= 3.1 drops those rows; use --to swift for current ms-swift"
-            )
-        if t.crowd_skipped:
-            out.append(f"{t.crowd_skipped} COCO crowd box(es) (iscrowd=1) were left out; keep: --coco-crowd include")
-        if t.empty_boxes_skipped:
-            out.append(f"{t.empty_boxes_skipped} COCO box(es) with zero or negative width/height were left out")
-        if t.unmatched_annotations:
-            out.append(
-                f"{t.unmatched_annotations} COCO annotation(s) name an image_id that is not in images "
-                "and were not converted"
-            )
-        if t.systems_dropped:
-            out.append(f"{t.systems_dropped} system prompt(s) were dropped (--system drop)")
-        if t.systems_merged:
-            out.append(f"{t.systems_merged} system prompt(s) were merged into the first user turn")
-        if t.swapped_boxes:
-            out.append(f"{t.swapped_boxes} box(es) had reversed corners and were swapped (--fix-boxes swap)")
-        if t.dropped_turns:
-            out.append(f"{t.dropped_turns} leading gpt turn(s) were dropped, as LLaVA does (it never trains on them)")
+        out = t.counter_notes()
         out.extend(str(n) for n in t.record_notes[:20])
         if len(t.record_notes) > 20:
             out.append(f"... and {len(t.record_notes) - 20} more record note(s) in the JSON report (record_notes)")
@@ -174,20 +144,10 @@ class ConvertReport:
             "records_in": self.records_in,
             "written": self.written,
             "rejected": self.rejected,
-            "clamped_coordinates": self.tally.clamped,
-            "inserted_tags": self.tally.inserted_tags,
-            "unused_objects": self.tally.unused_objects,
-            "legacy_objects": self.tally.legacy_objects,
-            "systems_dropped": self.tally.systems_dropped,
-            "systems_merged": self.tally.systems_merged,
-            "crowd_skipped": self.tally.crowd_skipped,
-            "empty_boxes_skipped": self.tally.empty_boxes_skipped,
-            "unmatched_annotations": self.tally.unmatched_annotations,
+            **self.tally.counter_values(),
             "dropped_keys": dict(self.tally.dropped_keys),
             "frames": dict(self.tally.frames),
             "rejections": [r.message() for r in self.rejections],
-            "swapped_boxes": self.tally.swapped_boxes,
-            "dropped_turns": self.tally.dropped_turns,
             "record_notes": [str(n) for n in self.tally.record_notes],
             "advice": self.advice,
             "side_files": self.side_files,

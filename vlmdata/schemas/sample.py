@@ -179,6 +179,19 @@ class MediaRef:
     frames: list[str] | None = None  # a video given as a list of frame files (ms-swift, Qwen)
 
 
+def location(file: str, line: int | None, index: int | None) -> str:
+    """``file:line`` for line-based files, ``file[index]`` for JSON lists (index from 0)."""
+    if line is not None:
+        return f"{file}:{line}"
+    return f"{file}[{index}]" if index is not None else file
+
+
+def where(file: str, line: int | None, index: int | None, record_id: Any = None) -> str:
+    """The one way every message names a record: ``file:line (id=...)``."""
+    loc = location(file, line, index)
+    return loc if record_id is None else f"{loc} (id={record_id})"
+
+
 @dataclass(slots=True)
 class Origin:
     """Where a sample came from, so every message can say ``file:line (id=...)``."""
@@ -189,14 +202,7 @@ class Origin:
     id: Any = None
 
     def where(self) -> str:
-        loc = self.file
-        if self.line is not None:
-            loc += f":{self.line}"
-        elif self.index is not None:
-            loc += f"[{self.index}]"
-        if self.id is not None:
-            loc += f" (id={self.id})"
-        return loc
+        return where(self.file, self.line, self.index, self.id)
 
 
 @dataclass(slots=True)

@@ -28,7 +28,7 @@ from vlmdata.convert.codec import Options
 from vlmdata.convert.engine import RecordSource, describe_rejection
 from vlmdata.errors import VlmdataError
 from vlmdata.media.phash import ImageHasher, require_hashing
-from vlmdata.schemas.sample import Ref, Sample, Text
+from vlmdata.schemas.sample import Ref, Sample, Text, where
 from vlmdata.tools.near_dup import HammingIndex
 from vlmdata.tools.stats import targets
 from vlmdata.tools.transforms import normalize_text
@@ -65,8 +65,7 @@ class SampleRef:
     id: Any
 
     def where(self) -> str:
-        loc = f"{self.file}:{self.line}" if self.line is not None else f"{self.file}[{self.index}]"
-        return loc + (f" (id={self.id})" if self.id is not None else "")
+        return where(self.file, self.line, self.index, self.id)
 
     def to_dict(self) -> dict[str, Any]:
         return {"dataset": self.dataset, "file": self.file, "line": self.line, "index": self.index, "id": self.id}

@@ -23,7 +23,7 @@ from vlmdata.convert.engine import RecordSource, describe_rejection
 from vlmdata.convert.frames import convert_box
 from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.media.inspect import MediaInfo, MediaInspector
-from vlmdata.schemas.sample import Box, Boxes, Frame, Points, Ref, Sample, Text
+from vlmdata.schemas.sample import Box, Boxes, Frame, Points, Ref, Sample, Text, location
 from vlmdata.validators.engine import Target, expand
 
 CHUNK = 1000
@@ -47,7 +47,7 @@ class Item:
     def where(self) -> str:
         if self.sample is not None and self.sample.origin is not None:
             return self.sample.origin.where()
-        return f"{self.file}:{self.line}" if self.line is not None else f"{self.file}[{self.index}]"
+        return location(self.file, self.line, self.index)
 
 
 def targets(paths: Iterable[str], root: str | None) -> list[Target]:

@@ -199,7 +199,7 @@ def run_stream(
     with source:
         options = source.options
         target = get_codec(to) if to is not None else source.codec
-        if to is None and "relative_paths" not in option_values:
+        if to is None and "relative_paths" not in option_values and "relative_paths" in target.write_options:
             options.relative_paths = True  # same format: ms-swift paths stay as relative as they were
         target.check_options(options)
         dst = output_path(src, dst, target)

@@ -18,6 +18,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+from vlmdata.convert.cli_options import codec_options
 from vlmdata.convert.registry import FORMATS
 from vlmdata.convert.report import json_text
 from vlmdata.errors import RecordError, VlmdataError
@@ -37,10 +38,7 @@ def _common(func: Callable[..., Any]) -> Callable[..., Any]:
             "--from", "from_format", type=click.Choice(list(FORMATS)), help="Input format (default: detected)."
         ),
         click.option("--to", "to", type=click.Choice(list(FORMATS)), help="Output format (default: the input's)."),
-        click.option("--root", help="Media root: input paths resolve under it (default: the format's own)."),
-        click.option(
-            "--allow-outside-root", is_flag=True, help="Allow media paths that leave the root (../, symlinks)."
-        ),
+        lambda f: codec_options(f, ("root", "allow_outside_root")),
         click.option(
             "--rejects", help="Write rejected and dropped records (with reason, filter, score) to this JSONL."
         ),

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from vlmdata.convert.report import safe_text, safe_value
+from vlmdata.schemas.sample import where
 
 Severity = Literal["error", "warning", "info"]
 Scope = Literal["record", "media", "file"]
@@ -91,12 +92,7 @@ class Finding:
         self.id = safe_value(self.id)
 
     def where(self) -> str:
-        loc = self.file
-        if self.line is not None:
-            loc += f":{self.line}"
-        elif self.index is not None:
-            loc += f"[{self.index}]"
-        return loc + (f" (id={self.id})" if self.id is not None else "")
+        return where(self.file, self.line, self.index, self.id)
 
     def to_dict(self) -> dict[str, Any]:
         return {

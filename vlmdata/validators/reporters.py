@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from vlmdata.convert.report import json_text
+from vlmdata.schemas.sample import location
 from vlmdata.validators.engine import ValidationReport
 from vlmdata.validators.registry import SEVERITY_ORDER, Finding
 
@@ -35,7 +36,7 @@ def write_text(report: ValidationReport, out: TextIO) -> None:
     for f in sorted(report.findings, key=sort_key):
         fixed = " (fixed)" if f.fixed else (" [*]" if f.fixable else "")
         ident = f" (id={f.id})" if f.id is not None else ""
-        loc = f.file + (f":{f.line}" if f.line is not None else (f"[{f.index}]" if f.index is not None else ""))
+        loc = location(f.file, f.line, f.index)
         out.write(f"{loc}:{ident} {f.code} [{f.severity}] {f.message}{fixed}\n")
     out.write(totals_line(report) + "\n")
 

@@ -139,3 +139,22 @@ def test_every_command_counts_the_same_records(tmp_path: Path):
     found = vlmdata.validate(str(src), from_format="swift", select=["VD001"])
     assert [f.line for f in found.findings if f.code == "VD001"] == [8]
     assert found.records == 6
+
+
+def test_the_engine_is_the_only_place_records_are_read():
+    """No module but the engine (and the readers it drives) opens an input's records itself."""
+    import ast
+
+    readers = {"open_records", "read_raw", "read_range", "iter_jsonl", "iter_json_values", "open_input"}
+    package = Path(vlmdata.__file__).parent
+    allowed = {package / "convert" / "engine.py", package / "convert" / "io.py"}
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        if path in allowed:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+                if name in readers:
+                    found.append(f"{path.relative_to(package)}:{node.lineno} calls {name}")
+    assert found == []

@@ -25,7 +25,6 @@ from typing import Any
 import orjson
 
 from vlmdata.convert.engine import RecordSource
-from vlmdata.convert.io import SyntaxErrorInFile, read_raw
 from vlmdata.convert.meta import load_meta
 from vlmdata.convert.pipeline import read
 from vlmdata.convert.sharegpt import DATASET_INFO, _scan_columns, _under, load_dataset_info, update_dataset_info
@@ -312,18 +311,16 @@ def _sharegpt_layout(path: str) -> tuple[str, dict[str, str], bool]:
         raise VlmdataError(f"{path}: no such file")
     if not path.endswith((".json", ".jsonl")):
         raise VlmdataError(f"{path}: LLaMA-Factory sharegpt data here must be .json or .jsonl")
-    _layout, records, stream = read_raw(path)
-    try:
-        head = []
-        for raw in itertools.islice(records, HEAD_RECORDS):
-            rec = orjson.loads(raw.payload) if isinstance(raw.payload, bytes | bytearray) else raw.payload
-            head.append(rec)
-    except SyntaxErrorInFile as exc:
-        raise VlmdataError(f"{path}:{exc.line}:{exc.column}: {exc.message}; fix the JSON") from None
-    except orjson.JSONDecodeError as exc:
-        raise VlmdataError(f"{path}: a record is not valid JSON ({exc}); fix it") from None
-    finally:
-        stream.close()
+    head = []
+    with RecordSource(path, "sharegpt") as source:  # a syntax error before the first record: exit 2
+        for item in source.items(decode=False, limit=HEAD_RECORDS):
+            if item.syntax:
+                break
+            payload = item.raw.payload
+            try:
+                head.append(orjson.loads(payload) if isinstance(payload, bytes | bytearray) else payload)
+            except orjson.JSONDecodeError as exc:
+                raise VlmdataError(f"{path}:{item.raw.line}: a record is not valid JSON ({exc}); fix it") from None
     hint = (
         f"convert it: vlmdata convert {shlex.quote(path)} --to sharegpt -o OUT.json --dataset-info DIR/{DATASET_INFO}"
     )

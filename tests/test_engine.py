@@ -158,3 +158,19 @@ def test_the_engine_is_the_only_place_records_are_read():
                 if name in readers:
                     found.append(f"{path.relative_to(package)}:{node.lineno} calls {name}")
     assert found == []
+
+
+def test_workers_default_to_the_usable_cores_for_big_jsonl_inputs(tmp_path: Path, monkeypatch):
+    from vlmdata.convert import pipeline
+
+    src = mixed_file(tmp_path / "in.jsonl", 50)
+    assert pipeline.usable_workers(str(src)) == 1  # a small file: a pool would cost more than it gains
+    assert pipeline.usable_workers("-") == 1
+    monkeypatch.setattr(pipeline, "AUTO_WORKERS_BYTES", 1)
+    assert pipeline.usable_workers(str(src)) == len(os.sched_getaffinity(0))
+    seen = []
+    real = shards.start_pool
+    monkeypatch.setattr(pipeline, "start_pool", lambda n, job: seen.append(n) or real(n, job))
+    report = vlmdata.convert(str(src), str(tmp_path / "o.jsonl"), to="internvl", from_format="swift", workers=None)
+    assert report.records_in == 50
+    assert seen == ([len(os.sched_getaffinity(0))] if len(os.sched_getaffinity(0)) > 1 else [])

@@ -23,6 +23,12 @@ or a temporary folder (removed), then measures in this one process:
 Files are written once; every timed pass sees the page cache as described. ``--repeat N`` keeps
 the best of N for each row. The validation must report no errors (the data is clean; the rotated
 JPEGs give VD310 warnings), or the script exits 1.
+
+``--against-convert ROWS`` measures instead what issue 13 asks of ``validate`` (docs/performance.md):
+on one ``bench/generate.py`` file of ROWS ms-swift rows over 1,000 real images, in this process,
+best of ``--repeat``: ``vlmdata.convert`` serially to InternVL, ``vlmdata.validate`` with the record
+rules only (``--select VD0,VD1,VD2,VD4``), and ``validate`` with every rule and the probe cache
+already filled (``images warm``); rows/s and each ratio to convert's rows/s.
 """
 
 from __future__ import annotations
@@ -143,6 +149,51 @@ def best(repeat: int, run: Callable[[], float]) -> float:
     return min(run() for _ in range(repeat))
 
 
+def against_convert(rows: int, workdir: str | None, repeat: int, as_json: bool) -> int:
+    """validate's rows/s next to convert's on the same generated ms-swift file (see the module doc)."""
+    import vlmdata
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from generate import generate as generate_rows
+
+    workdir = workdir or tempfile.mkdtemp(prefix="vlmdata-bench-validate-")
+    src, _ = generate_rows(workdir, rows, n_images=1000)
+    out = os.path.join(workdir, "out", "internvl.jsonl")
+    cache = os.path.join(workdir, "probe-cache")
+    vlmdata.validate(src, root=workdir, cache_dir=cache)  # fills the probe cache (untimed)
+
+    def run_convert() -> float:
+        t = time.perf_counter()
+        report = vlmdata.convert(src, out, to="internvl", root=workdir, workers=1)
+        assert report.written == rows, report.rejections[:3]
+        return time.perf_counter() - t
+
+    def run_validate(select: list[str] | None) -> Callable[[], float]:
+        def once() -> float:
+            t = time.perf_counter()
+            report = vlmdata.validate(src, root=workdir, select=select, cache_dir=cache)
+            assert report.records == rows and report.errors == 0, report.findings[:3]
+            return time.perf_counter() - t
+
+        return once
+
+    seconds = {
+        "convert (serial)": best(repeat, run_convert),
+        "validate (records only)": best(repeat, run_validate(["VD0", "VD1", "VD2", "VD4"])),
+        "validate (all rules, images warm)": best(repeat, run_validate(None)),
+    }
+    base = rows / seconds["convert (serial)"]
+    result = {name: {"rows_per_s": rows / s, "x_convert": rows / s / base, "seconds": s} for name, s in seconds.items()}
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{rows:,} ms-swift rows, 1,000 images, best of {repeat}; {os.cpu_count()} CPUs")
+    print(f"{'variant':36} {'rows/s':>10} {'x convert':>10}")
+    for name, r in result.items():
+        print(f"{name:36} {r['rows_per_s']:>10,.0f} {r['x_convert']:>10.2f}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", type=int, default=5000)
@@ -152,7 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--decode-repeat", type=int, default=1, help="best of N for the (slow) decode rows")
     ap.add_argument("--no-evict", action="store_true", help="skip the rows with the page cache dropped")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    ap.add_argument("--against-convert", type=int, metavar="ROWS", help="validate next to convert on ROWS rows")
     args = ap.parse_args(argv)
+    if args.against_convert:
+        return against_convert(args.against_convert, args.workdir, args.repeat, args.json)
 
     workdir = args.workdir or tempfile.mkdtemp(prefix="vlmdata-bench-validate-")
     os.makedirs(workdir, exist_ok=True)

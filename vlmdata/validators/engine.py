@@ -23,11 +23,19 @@ from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.media.inspect import MediaInspector
 from vlmdata.media.paths import PathResolver
 from vlmdata.outputs import atomic_write_bytes, discard, publish, temp_for, transaction
+from vlmdata.validators.check import SHAPES_KEPT, has_grounding, shape_of
 from vlmdata.validators.context import TARGET_OF_FORMAT, TARGETS, ValidationContext
 from vlmdata.validators.registry import Finding, Rule, selected
 from vlmdata.validators.view import FileView, MediaView, RecordView, build_view
 
 CHUNK = 2000
+# Record rules whose verdict is a function of the record's shape (vlmdata/validators/check.py
+# ``shape_of``) and the target: VD108 reads the text itself, VD120/VD121 remember the whole file,
+# VD2 reads box numbers, VD5 counts tokens; those always run.
+SHAPE_RULES = frozenset(
+    {"VD002", "VD101", "VD102", "VD103", "VD104", "VD105", "VD106", "VD107", "VD109"}
+    | {"VD110", "VD111", "VD112", "VD113", "VD114", "VD115", "VD116", "VD122"}
+)
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet")
 
 
@@ -161,6 +169,8 @@ class Runner:
         self.report = report
         self.fix = fix
         self.options = options
+        self.by_shape = {r.code for r in self.record_rules if r.code in SHAPE_RULES}
+        self.clean: set[Any] = set()  # (target, shape) of records on which every by_shape rule was silent
 
     def emit(
         self, rule: Rule, hit: dict[str, Any], file: str, line: int | None, index: int | None, record_id: Any = None
@@ -278,8 +288,18 @@ class Runner:
         return view
 
     def record_checks(self, view: RecordView, fixes: dict[int, dict[str, Any]]) -> None:
+        """Every record rule on ``view``. The rules in SHAPE_RULES read only what ``shape_of`` keeps
+        of a record (keys, roles, block types, tags, emptiness, counts, path kinds, value types), so a
+        record without boxes whose shape already passed them in full skips them: same findings."""
+        key = self._shape_key(view)
+        known = key is not None and key in self.clean
+        silent = True
         for rule in self.record_rules:
+            by_shape = rule.code in self.by_shape
+            if known and by_shape:
+                continue
             for hit in rule.check(view, self.ctx):
+                silent = silent and not by_shape
                 finding = self.emit(rule, hit, view.file, view.line, view.index, view.id)
                 if self.fix and finding.fixable and rule.fixer is not None and view.raw is not None:
                     record = fixes.get(view.index, view.raw)
@@ -288,6 +308,17 @@ class Runner:
                         fixes[view.index] = fixed
                         finding.fixed = True
                         self.report.fixed += 1
+        if key is not None and not known and silent:
+            if len(self.clean) >= SHAPES_KEPT:
+                self.clean.clear()
+            self.clean.add(key)
+
+    def _shape_key(self, view: RecordView) -> Any:
+        if not self.by_shape or view.sample is None or view.decode_error or not isinstance(view.raw, dict):
+            return None
+        if has_grounding(view.sample) or "objects" in view.raw:
+            return None
+        return (self.ctx.target, shape_of(view.raw))
 
     def media_checks(self, views: list[RecordView]) -> None:
         if not self.media_rules:

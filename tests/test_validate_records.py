@@ -681,19 +681,31 @@ def test_messages_say_what_and_how_to_fix(tmp_path: Path):
     assert "LLaMA-Factory" in f.message and "write exactly one <image>" in f.message
 
 
-def test_rules_never_raise_on_odd_records(tmp_path: Path):
-    rows: list[dict[str, Any]] = [
-        {"conversations": ["not a dict", 3, None]},
-        {"messages": [{"role": None, "content": None}, {"content": [1, {"type": "image"}, {"x": 1}]}]},
-        {"conversations": [], "image": {"weird": True}, "video": 5},
-        {"messages": "nope", "images": [{"bytes": None}]},
-        {"query": "", "response": "", "history": "[['a', 'b']]", "objects": "not json"},
-        {"messages": [user("<image>")], "objects": {"ref": "cat", "bbox": "oops", "bbox_type": 3}},
-        {"prompt": "hi", "completion": 5},
-        {"id": [1, 2], "conversations": [{"from": "human"}, {"from": "gpt", "value": ""}]},
-    ]
+ODD_RECORDS: dict[str, list[dict[str, Any]]] = {  # every row breaks its own format's schema
+    "internvl": [
+        {"conversations": ["not a dict", 3, None]},  # turns that are not objects
+        {"conversations": [], "image": {"weird": True}, "video": 5},  # an image that is no path, video a number
+        {"id": [1, 2], "conversations": [{"from": "human"}, {"from": "gpt", "value": ""}]},  # a turn without value
+    ],
+    "swift": [
+        {"messages": [{"role": None, "content": None}, {"content": [1, {"type": "image"}, {"x": 1}]}]},  # no roles
+        {"messages": "nope", "images": [{"bytes": None}]},  # messages not a list
+        {"messages": [user("<image>")], "objects": {"ref": "cat", "bbox": "oops", "bbox_type": 3}},  # bbox a string
+    ],
+    "swift-legacy": [{"query": "", "response": "", "history": "[['a', 'b']]", "objects": "not json"}],  # history text
+    "hf": [{"prompt": "hi", "completion": 5}],  # a completion that is a number
+}
+
+
+@pytest.mark.parametrize("fmt", list(ODD_RECORDS))
+def test_odd_records_are_each_refused_by_their_reader(tmp_path: Path, fmt: str):
+    """Records that break their format's shape reach every target's rules without an exception, and
+    each one gets VD002 (its reader refuses it) at its own index."""
+    rows = ODD_RECORDS[fmt]
     for target in ("internvl", "llamafactory", "swift", "llava", "qwen", "hf"):
-        run(tmp_path / target, rows, target)  # no exception
+        report = run(tmp_path / target, rows, target, ["VD0", "VD1", "VD2"], from_format=fmt)
+        assert report.records == len(rows)
+        assert sorted(f.index for f in hits(report, "VD002")) == list(range(len(rows))), target
 
 
 def test_box_rules_skip_records_the_reader_rejects(tmp_path: Path):

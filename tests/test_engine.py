@@ -103,6 +103,29 @@ def test_shards_give_the_serial_bytes_rejections_and_notes(tmp_path: Path, monke
     assert (sharded.records_in, sharded.written, sharded.rejected) == (n, n - bad, bad)
 
 
+@pytest.mark.parametrize(("to", "side"), [("sharegpt", "dataset_info"), ("internvl", "meta")])
+def test_shards_give_the_serial_side_files(tmp_path: Path, monkeypatch, to: str, side: str):
+    """Writers that watch the records (sharegpt's columns, InternVL's meta length) see the shards' too."""
+    src = mixed_file(tmp_path / "in.jsonl", 300)
+    monkeypatch.setattr(shards, "MIN_SHARD_BYTES", 1500)
+    files = {}
+    for workers in (1, 2):
+        folder = tmp_path / f"w{workers}"
+        side_file = folder / ("dataset_info.json" if side == "dataset_info" else "meta.json")
+        out = folder / ("data.json" if to == "sharegpt" else "data.jsonl")
+        vlmdata.convert(str(src), str(out), to=to, from_format="swift", workers=workers, **{side: str(side_file)})
+        info = json.loads(side_file.read_text())
+        info["data"].pop("annotation", None)  # InternVL's meta names the output's own path
+        files[workers] = (out.read_bytes(), info)
+    assert files[1] == files[2]
+    entry = files[2][1]["data"]
+    if to == "sharegpt":
+        assert entry["columns"] == {"messages": "conversations", "images": "images"}
+    else:
+        bad = sum(1 for k in range(300) if k % 37 == 5 or k % 53 == 7 or k % 61 == 9)  # reversed boxes too
+        assert entry["length"] == 300 - bad
+
+
 def test_the_main_process_decodes_nothing_when_shards_run(tmp_path: Path, monkeypatch):
     src = mixed_file(tmp_path / "in.jsonl", 200)
     monkeypatch.setattr(shards, "MIN_SHARD_BYTES", 2000)

@@ -215,6 +215,17 @@ class ColumnsWriter(RecordWriter):
                 self._note(data)
         super().write_many(encoded)
 
+    def append_part(self, part: str | None, count: int) -> None:
+        """A shard's records: scanned for the columns still unseen (usually the first chunk has them)."""
+        if part is not None and self._pending:
+            keep = max(len(k) for k in self.WATCH.values()) - 1
+            tail = b""
+            with open(part, "rb") as f:
+                while self._pending and (chunk := f.read(1 << 20)):
+                    self._note(tail + chunk)  # the tail: a key cut by the chunk's end
+                    tail = chunk[-keep:]
+        super().append_part(part, count)
+
 
 # --- the codec ----------------------------------------------------------------------------------
 

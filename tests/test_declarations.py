@@ -86,3 +86,10 @@ def test_one_location_format_for_every_message():
     assert Rejection("a.jsonl", 3, 2, "x", "bad", "").where() == expected[0]
     assert Rejection("a.json", None, 4, None, "bad", "").where() == expected[1]
     assert Finding("VD1", "n", "error", "m", "a.jsonl", 3, 2, "x").where() == expected[0]
+
+
+def test_validate_offers_every_budget_model_including_qwen3():
+    from vlmdata.cli import validate as validate_command
+
+    (model,) = [p for p in validate_command.params if p.name == "model"]
+    assert "qwen3-vl" in model.type.choices and "llava-1.5" in model.type.choices

@@ -22,6 +22,7 @@ from vlmdata.convert.pipeline import convert as run_convert
 from vlmdata.convert.registry import FORMATS
 from vlmdata.convert.report import ConvertReport, json_text
 from vlmdata.errors import RecordError, VlmdataError
+from vlmdata.media.tokens import BUDGET_MODELS
 
 SHOWN_REJECTIONS = 20
 
@@ -129,7 +130,7 @@ def print_report(report: ConvertReport) -> None:
 @click.option("--from", "from_format", type=click.Choice(list(FORMATS)), help="Input format (default: detected).")
 @click.option(
     "--model",
-    type=click.Choice(["internvl2.5", "internvl3", "qwen2-vl", "qwen2.5-vl", "llava-1.5"]),
+    type=click.Choice(list(BUDGET_MODELS)),
     help="Compute image tokens for this model (token-budget rules).",
 )
 @click.option("--max-length", type=click.IntRange(1), help="Flag records whose tokens exceed this length.")

@@ -305,11 +305,20 @@ def compute_stats(
     from_format: str | None = None,
     inspector: MediaInspector | None = None,
     cache_dir: str | None = None,
+    engine: str = "local",
+    ray_address: str | None = None,
 ) -> Stats:
-    """Statistics over every record of ``paths`` (see the module docstring)."""
+    """Statistics over every record of ``paths`` (see the module docstring). ``engine="ray"``:
+    one Ray task per data file (``vlmdata[ray]``), merged exactly."""
     if isinstance(paths, str):
         paths = [paths]
     paths = list(paths)
+    if engine == "ray":
+        from vlmdata.tools.ray_engine import stats_ray
+
+        return stats_ray(paths, root=root, from_format=from_format, cache_dir=cache_dir, ray_address=ray_address)
+    if engine != "local":
+        raise VlmdataError(f"unknown engine {engine!r}; choose local or ray")
     own = inspector is None
     insp = inspector or MediaInspector(cache_dir=cache_dir)
     stats = Stats()

@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first, pinned: the CPU wheel on this machine's disk (an unpinned resolve may pull CUDA builds).
 	$(BIN)/python -m pip install --quiet '$(TORCH_SPEC)'
-	$(BIN)/python -m pip install --quiet -e '.[dev,hf,train,quality]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,hf,train,quality,ray]'
 	touch $(STAMP)
 
 demo: $(STAMP)

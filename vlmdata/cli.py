@@ -50,10 +50,32 @@ def main(debug: bool) -> None:
         os.environ["VLMDATA_DEBUG"] = "1"
 
 
+def engine_options(f: Any) -> Any:
+    """``--engine`` and ``--ray-address`` (convert, validate, stats)."""
+    f = click.option(
+        "--ray-address",
+        metavar="ADDR",
+        help="--engine ray: the cluster (auto, HOST:6379, ray://HOST:10001; default: $RAY_ADDRESS, else a "
+        "local instance).",
+    )(f)
+    return click.option(
+        "--engine",
+        type=click.Choice(["local", "ray"]),
+        default="local",
+        show_default=True,
+        help="local: this machine; ray: Ray tasks over shards/files (pip install 'vlmdata[ray]').",
+    )(f)
+
+
 @main.command()
-@click.argument("src")
+@click.argument("src", nargs=-1, required=True)
 @click.option("--to", "to", required=True, type=click.Choice(list(FORMATS)), help="Target format.")
-@click.option("-o", "--output", required=True, help="Output file, folder (ending in /) or - for stdout.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    help="Output file, folder (ending in /) or - for stdout; --engine ray: a folder of part files.",
+)
 @click.option("--from", "from_format", type=click.Choice(list(FORMATS)), help="Input format (default: detected).")
 @codec_options
 @click.option("--rejects", help="Write rejected records with their reasons to this JSONL file.")
@@ -63,18 +85,38 @@ def main(debug: bool) -> None:
     help="Worker processes, each converting its own byte ranges of a JSONL input "
     "(default: the usable cores for inputs over 32 MiB, else 1).",
 )
+@engine_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
-def convert(src: str, to: str, output: str, from_format: str | None, as_json: bool, **kw: Any) -> None:
+def convert(
+    src: tuple[str, ...],
+    to: str,
+    output: str,
+    from_format: str | None,
+    as_json: bool,
+    engine: str,
+    ray_address: str | None,
+    **kw: Any,
+) -> None:
     """Convert SRC (a file or - for stdin) to another format.
+
+    With --engine ray, SRC may be several files: their shards run as Ray tasks and the output
+    folder gets part-00000.jsonl, part-00001.jsonl, ... in input order.
 
     \b
     vlmdata convert train.jsonl --to internvl -o out/train.jsonl --root /data/images
     vlmdata convert llava_v1_5.json --from llava --to swift -o swift.jsonl
     cat a.jsonl | vlmdata convert - --from swift --to llava -o -
+    vlmdata convert shards/*.jsonl --to internvl -o out/ --engine ray --ray-address auto
     """
+    if engine == "local" and len(src) > 1:
+        error("several inputs are converted by --engine ray (part files in a folder); convert one file at a time")
+        sys.exit(EXIT_USAGE)
+    if engine == "ray" and kw.get("workers", 1) != 1:
+        error("--workers is the local engine's; --engine ray runs one task per shard on the cluster's CPUs")
+        sys.exit(EXIT_USAGE)
     progress = None
     bar = None
-    if sys.stderr.isatty() and src != "-" and output != "-":
+    if sys.stderr.isatty() and "-" not in src and output != "-":
         from rich.progress import Progress
 
         bar = Progress(console=err, transient=True)
@@ -85,7 +127,15 @@ def convert(src: str, to: str, output: str, from_format: str | None, as_json: bo
             bar.advance(task, n)
 
     try:
-        report = run_convert(src, output, to, from_format=from_format, progress=progress, **kw)
+        if engine == "ray":
+            from vlmdata.tools.ray_engine import convert_ray
+
+            kw.pop("workers", None)
+            report = convert_ray(
+                list(src), output, to, from_format=from_format, progress=progress, ray_address=ray_address, **kw
+            )
+        else:
+            report = run_convert(src[0], output, to, from_format=from_format, progress=progress, **kw)
     except RecordError as exc:  # whole-file problems raised from reading
         error(str(exc))
         sys.exit(EXIT_USAGE)
@@ -93,7 +143,6 @@ def convert(src: str, to: str, output: str, from_format: str | None, as_json: bo
         if bar is not None:
             bar.stop()
     if as_json:
-
         # with -o - stdout carries the data, so the report goes to stderr
         click.echo(json_text(report.to_dict()), err=output == "-")
     print_report(report)
@@ -172,6 +221,7 @@ def print_report(report: ConvertReport) -> None:
 )
 @click.option("--statistics", is_flag=True, help="Print the number of findings per rule.")
 @click.option("--cache-dir", help="Where header probes are cached (default: $VLMDATA_CACHE_DIR or ~/.cache/vlmdata).")
+@engine_options
 def validate(
     paths: tuple[str, ...], select: str | None, ignore: str | None, output_format: str, statistics: bool, **kw: Any
 ) -> None:

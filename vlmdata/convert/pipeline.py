@@ -174,25 +174,10 @@ def convert(
     check_run_paths(src, target, dst, rejects, options)
     source = RecordSource(src, from_format, options)
     with contextlib.closing(source):
-        options = source.options
-        check_applicable(options, source.codec, target)
-        if source.codec.needs_root and options.root is None:
-            raise VlmdataError(
-                f"{source.name}: {source.codec.title} names images by file name only; pass --root with the image folder"
-            )
-        out_layout = output_layout(target, dst, layout)
+        job, out_layout = prepare_job(source, target, dst, layout)
+        options = job.options
         input_format = "empty" if source.empty else source.codec.name
         report = ConvertReport(source.name, display_name(dst, "<stdout>"), input_format, target.name)
-        job = ConvertJob(
-            src,
-            source.name,
-            source.codec.name,
-            target.name,
-            source.root,
-            options.root is not None,
-            options,
-            json_layout=out_layout == "json",
-        )
         workers = usable_workers(src) if workers is None else workers
         with transaction():  # the output, the rejects and the side files are published together or not at all
             with record_outputs(target, dst, out_layout, options, rejects) as (writer, rejects_file):
@@ -208,6 +193,29 @@ def convert(
             report.advice = target.advice(dst, options)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def prepare_job(source: RecordSource, target: Codec, dst: str, layout: str | None) -> tuple[ConvertJob, str]:
+    """The job that converts ``source`` (opened, its format known) to ``target`` at ``dst``, and
+    the output layout; refuses what cannot be converted before any record is read."""
+    options = source.options
+    check_applicable(options, source.codec, target)
+    if source.codec.needs_root and options.root is None:
+        raise VlmdataError(
+            f"{source.name}: {source.codec.title} names images by file name only; pass --root with the image folder"
+        )
+    out_layout = output_layout(target, dst, layout)
+    job = ConvertJob(
+        source.src,
+        source.name,
+        source.codec.name,
+        target.name,
+        source.root,
+        options.root is not None,
+        options,
+        json_layout=out_layout == "json",
+    )
+    return job, out_layout
 
 
 AUTO_WORKERS_BYTES = 32 << 20  # below this a pool costs more than it gains

@@ -12,7 +12,8 @@ check, encoding, serialising (or a rejection). It runs in three places, always t
 * on **chunks of records** this process reads and ships, where the input cannot be cut into byte
   ranges (stdin, a JSON list, parquet) or the output writer is not a plain file writer.
 
-``convert_range`` is also the task the Ray engine runs (``vlmdata/convert/ray_engine.py``).
+``convert_range`` is also the task the Ray engine runs (``vlmdata/tools/ray_engine.py``): over a
+byte range of a JSONL input, or over a whole input of any other layout (``byte_range=None``).
 """
 
 from __future__ import annotations
@@ -154,17 +155,31 @@ def _move(obj: Any, line_base: int, index_base: int) -> None:
 
 
 def convert_range(
-    job: ConvertJob, byte_range: tuple[int, int], part: str, work: ConvertWork | None = None
+    job: ConvertJob,
+    byte_range: tuple[int, int] | None,
+    part: str,
+    work: ConvertWork | None = None,
+    *,
+    whole: bool = False,
 ) -> ShardResult:
-    """Convert one byte range of ``job.src`` into the file ``part`` (records as the output has them)."""
+    """Convert one byte range of ``job.src`` (None: the whole input, any layout the engine reads)
+    into the file ``part`` (records as the output has them).
+
+    ``part`` must exist (the caller created it as a temp file): it is opened without creating it,
+    so a task still running after its run gave up cannot leave a file behind. ``whole``: the part
+    is a complete output file (a JSON-layout part is a whole JSON list, bytes as RecordWriter
+    writes them), not a piece appended to one."""
     work = work or ConvertWork(job)
     work.tally.__init__()  # type: ignore[misc]
     source = RecordSource(job.src, job.src_format, job.options, byte_range=byte_range, prepared=True, tally=work.tally)
     written = 0
     rejected: list[tuple[Rejection, Raw]] = []
     sep = b",\n" if job.json_layout else b"\n"
+    bracket = whole and job.json_layout
     try:
-        with open(part, "wb", buffering=1 << 20) as f:
+        with open(os.open(part, os.O_WRONLY | os.O_TRUNC), "wb", buffering=1 << 20) as f:
+            if bracket:
+                f.write(b"[\n")
             batch: list[Item] = []
             for item in source.items():
                 batch.append(item)
@@ -173,6 +188,11 @@ def convert_range(
                     batch = []
             if batch:
                 written += _write_part(f, work.run(batch), rejected, sep, written)
+            if bracket:
+                f.write(b"\n]\n" if written else b"]\n")  # "[\n]\n" when empty, as RecordWriter
+            f.flush()
+            if whole:
+                os.fsync(f.fileno())
     finally:
         source.close()
     return ShardResult(part, written, source.totals.lines, source.totals.records, rejected, work.tally)

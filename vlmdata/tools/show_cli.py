@@ -34,6 +34,18 @@ def _fail(exc: BaseException) -> None:
 @click.option("--html", "html_out", metavar="FILE", help="Also write one self-contained page of plots (inline SVG).")
 @click.option("--max-length", type=click.IntRange(1), help="--html: draw this token limit on the token plot.")
 @click.option("--model", default="qwen2.5-vl", show_default=True, help="--html: model whose image tokens are counted.")
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: this machine; ray: one Ray task per data file (pip install 'vlmdata[ray]').",
+)
+@click.option(
+    "--ray-address",
+    metavar="ADDR",
+    help="--engine ray: the cluster (auto, HOST:6379, ray://HOST:10001; default: $RAY_ADDRESS, else a local instance).",
+)
 def stats(
     paths: tuple[str, ...],
     root: str | None,
@@ -42,6 +54,8 @@ def stats(
     html_out: str | None,
     max_length: int | None,
     model: str,
+    engine: str,
+    ray_address: str | None,
 ) -> None:
     """Samples, turns, images, image sizes, boxes and text lengths of data files, folders or meta files.
 
@@ -63,12 +77,13 @@ def stats(
             check_model(model)
             shown = save_stats_html(list(paths), html_out, root=root, max_length=max_length, model=model)
             err.print(f"{len(shown)} dataset(s) -> {escape(html_out)}")
-        data = compute_stats(list(paths), root=root, from_format=from_format).to_dict()
+        data = compute_stats(
+            list(paths), root=root, from_format=from_format, engine=engine, ray_address=ray_address
+        ).to_dict()
     except (VlmdataError, RecordError, OSError) as exc:
         _fail(exc)
         return
     if as_json:
-
         click.echo(json_text(data))
     else:
         render_stats(data, Console(highlight=False, width=max(120, Console().width)))

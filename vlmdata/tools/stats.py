@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from vlmdata.convert.codec import Options
@@ -245,7 +245,28 @@ class Stats:
     text_chars: list[float] = field(default_factory=list)
     trained_samples: int | None = None  # with InternVL repeat_time applied, when a meta file is read
 
+    per_file: list[int] = field(default_factory=list)  # readable samples of each file, in order
+
     MAX_ERRORS = 20
+
+    def merge(self, other: Stats) -> None:
+        """Add the statistics of ``other`` (the next files in input order). Exact: distributions keep
+        their raw values (summaries are computed from them in ``to_dict``), unique images their set,
+        errors the first MAX_ERRORS in order; ``trained_samples`` is recomputed by the caller."""
+        self.files.extend(other.files)
+        self.per_file.extend(other.per_file)
+        self.errors.extend(other.errors[: max(0, Stats.MAX_ERRORS - len(self.errors))])
+        self.unique_images |= other.unique_images
+        for key, value in other.frames.items():
+            self.frames[key] = self.frames.get(key, 0) + value
+        for f in fields(self):
+            if f.name in ("files", "per_file", "errors", "unique_images", "frames", "trained_samples"):
+                continue
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            if isinstance(mine, list):
+                mine.extend(theirs)
+            else:
+                setattr(self, f.name, mine + theirs)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -284,39 +305,61 @@ def compute_stats(
     from_format: str | None = None,
     inspector: MediaInspector | None = None,
     cache_dir: str | None = None,
+    engine: str = "local",
+    ray_address: str | None = None,
 ) -> Stats:
-    """Statistics over every record of ``paths`` (see the module docstring)."""
+    """Statistics over every record of ``paths`` (see the module docstring). ``engine="ray"``:
+    one Ray task per data file (``vlmdata[ray]``), merged exactly."""
     if isinstance(paths, str):
         paths = [paths]
     paths = list(paths)
+    if engine == "ray":
+        from vlmdata.tools.ray_engine import stats_ray
+
+        return stats_ray(paths, root=root, from_format=from_format, cache_dir=cache_dir, ray_address=ray_address)
+    if engine != "local":
+        raise VlmdataError(f"unknown engine {engine!r}; choose local or ray")
     own = inspector is None
     insp = inspector or MediaInspector(cache_dir=cache_dir)
     stats = Stats()
     found = targets(paths, root)
-    stats.files = [t.path for t in found]
-    readable: dict[str, int] = dict.fromkeys(stats.files, 0)
     try:
-        chunk: list[Sample] = []
-        for item in iter_items(paths, root, from_format):
-            if item.sample is not None:
-                readable[item.file] += 1
-            if item.sample is None:
-                stats.unreadable_records += 1
-                if len(stats.errors) < Stats.MAX_ERRORS:
-                    stats.errors.append(f"{item.where()}: {item.error}")
-                continue
-            chunk.append(item.sample)
-            if len(chunk) >= CHUNK:
-                _add_chunk(stats, chunk, insp)
-                chunk = []
-        if chunk:
-            _add_chunk(stats, chunk, insp)
+        for t in found:
+            stats.merge(target_stats(t, root, from_format, insp))
     finally:
         if own:
             insp.close()
-    if any(t.meta_entry is not None for t in found):
-        stats.trained_samples = sum(trained_count(readable[t.path], t.meta_entry) for t in found)
+    stats.files = [t.path for t in found]
+    stats.trained_samples = trained_samples(found, stats)
     return stats
+
+
+def target_stats(t: Target, root: str | None, from_format: str | None, insp: MediaInspector) -> Stats:
+    """The statistics of one data file (``compute_stats`` merges them in input order; the Ray
+    engine computes them as one task per file)."""
+    stats = Stats(files=[t.path])
+    chunk: list[Sample] = []
+    for item in _file_items(t, root, from_format, {}):
+        if item.sample is None:
+            stats.unreadable_records += 1
+            if len(stats.errors) < Stats.MAX_ERRORS:
+                stats.errors.append(f"{item.where()}: {item.error}")
+            continue
+        chunk.append(item.sample)
+        if len(chunk) >= CHUNK:
+            _add_chunk(stats, chunk, insp)
+            chunk = []
+    if chunk:
+        _add_chunk(stats, chunk, insp)
+    stats.per_file = [stats.samples]
+    return stats
+
+
+def trained_samples(found: list[Target], stats: Stats) -> int | None:
+    """InternVL's count with ``repeat_time`` applied, when a meta file named the data files."""
+    if not any(t.meta_entry is not None for t in found):
+        return None
+    return sum(trained_count(n, t.meta_entry) for t, n in zip(found, stats.per_file, strict=True))
 
 
 def trained_count(n: int, meta_entry: dict[str, Any] | None) -> int:

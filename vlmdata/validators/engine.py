@@ -389,8 +389,51 @@ class Runner:
             atomic_write_bytes(path, orjson.dumps(records, option=orjson.OPT_INDENT_2) + b"\n")
 
 
-def validate(
-    paths: Iterable[str] | str,
+@dataclass(frozen=True)
+class ValidateJob:
+    """Everything that checks one data file, picklable (the Ray engine runs one task per file)."""
+
+    target: str | None
+    from_format: str | None
+    model: str | None
+    max_length: int | None
+    tokenizer: str | None
+    select: tuple[str, ...] | None
+    ignore: tuple[str, ...] | None
+    fix: bool
+    cache_dir: str | None
+    threads: int
+    max_dynamic_patch: int
+    min_pixels: int | None
+    max_pixels: int | None
+    options: Options
+
+    def runner(self, report: ValidationReport) -> Runner:
+        ctx = ValidationContext(
+            self.target or "swift",
+            self.model,
+            self.max_length,
+            self.tokenizer,
+            max_dynamic_patch=self.max_dynamic_patch,
+            min_pixels=self.min_pixels,
+            max_pixels=self.max_pixels,
+            inspector=MediaInspector(cache_dir=self.cache_dir, threads=self.threads),
+        )
+        return Runner(selected(self.select, self.ignore), ctx, report, self.fix, self.options)
+
+    def run(self, target: Target) -> ValidationReport:
+        """The findings of one data file (published --fix rewrites: the caller's transaction)."""
+        report = ValidationReport()
+        runner = self.runner(report)
+        try:
+            runner.run_target(target, self.from_format, self.target)
+        finally:
+            runner.ctx.inspector.close()
+        return report
+
+
+def validate_job(
+    paths: list[str],
     *,
     target: str | None = None,
     from_format: str | None = None,
@@ -410,30 +453,15 @@ def validate(
     native_grounding: str | None = None,
     qwen_model: str | None = None,
     image_max_pixels: int | None = None,
-) -> ValidationReport:
-    """Check data files, folders or InternVL meta files; returns every finding."""
-    import time
-
-    started = time.perf_counter()
-    if isinstance(paths, str):
-        paths = [paths]
+) -> ValidateJob:
+    """``validate``'s arguments checked and gathered into the job that checks each file."""
     if target is not None and target not in TARGETS:
         raise VlmdataError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
-    paths = list(paths)
     if fix and "-" in paths:
         raise VlmdataError("--fix rewrites files in place; it cannot rewrite stdin (-): give the file")
-    rules = selected(select, ignore)
-    ctx = ValidationContext(
-        target or "swift",
-        model,
-        max_length,
-        tokenizer,
-        max_dynamic_patch=max_dynamic_patch,
-        min_pixels=min_pixels,
-        max_pixels=max_pixels,
-        inspector=MediaInspector(cache_dir=cache_dir, threads=threads),
-    )
-    report = ValidationReport()
+    select = tuple(select) if select is not None else None
+    ignore = tuple(ignore) if ignore is not None else None
+    selected(select, ignore)  # the rules load before any work
     # the decoder itself never refuses a path
     frame: dict[str, Any] = {"qwen_model": qwen_model} if qwen_model else {}  # Qwen2.5-VL: resized-pixel boxes
     if qwen_model:
@@ -442,12 +470,70 @@ def validate(
             image_max_pixels=image_max_pixels,
         )
     options = Options(root=root, allow_outside_root=allow_outside_root, native_grounding=native_grounding, **frame)
-    runner = Runner(rules, ctx, report, fix, options)
-    try:
-        with transaction():  # --fix: every rewritten file is published together at the end, or none
-            for t in expand(paths, root):
-                runner.run_target(t, from_format, target)
-    finally:
-        ctx.inspector.close()
+    return ValidateJob(
+        target,
+        from_format,
+        model,
+        max_length,
+        tokenizer,
+        select,
+        ignore,
+        fix,
+        cache_dir,
+        threads,
+        max_dynamic_patch,
+        min_pixels,
+        max_pixels,
+        options,
+    )
+
+
+def validate(
+    paths: Iterable[str] | str,
+    *,
+    root: str | None = None,
+    engine: str = "local",
+    ray_address: str | None = None,
+    **settings: Any,
+) -> ValidationReport:
+    """Check data files, folders or InternVL meta files; returns every finding.
+
+    ``settings``: see ``validate_job`` (target, from_format, model, select, ignore, fix, ...).
+    ``engine="ray"`` checks each data file as a Ray task (``vlmdata[ray]``; ``ray_address``: the
+    cluster, default a local instance or ``RAY_ADDRESS``)."""
+    import time
+
+    started = time.perf_counter()
+    if isinstance(paths, str):
+        paths = [paths]
+    paths = list(paths)
+    job = validate_job(paths, root=root, **settings)
+    if engine == "ray":
+        from vlmdata.tools.ray_engine import validate_targets  # the distributed engine is a tool
+
+        report = validate_targets(job, list(expand(paths, root)), ray_address)
+    elif engine != "local":
+        raise VlmdataError(f"unknown engine {engine!r}; choose local or ray")
+    else:
+        report = ValidationReport()
+        runner = job.runner(report)
+        try:
+            with transaction():  # --fix: every rewritten file is published together at the end, or none
+                for t in expand(paths, root):
+                    runner.run_target(t, job.from_format, job.target)
+        finally:
+            runner.ctx.inspector.close()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def merge_reports(reports: Iterable[ValidationReport]) -> ValidationReport:
+    """One report of several files' reports, in their order."""
+    out = ValidationReport()
+    for r in reports:
+        out.files.extend(r.files)
+        out.records += r.records
+        out.media += r.media
+        out.findings.extend(r.findings)
+        out.fixed += r.fixed
+    return out

@@ -111,7 +111,7 @@ def convert(
     if engine == "local" and len(src) > 1:
         error("several inputs are converted by --engine ray (part files in a folder); convert one file at a time")
         sys.exit(EXIT_USAGE)
-    if engine == "ray" and kw.get("workers", 1) != 1:
+    if engine == "ray" and kw.get("workers") is not None:
         error("--workers is the local engine's; --engine ray runs one task per shard on the cluster's CPUs")
         sys.exit(EXIT_USAGE)
     progress = None

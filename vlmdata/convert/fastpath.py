@@ -1,0 +1,309 @@
+"""A direct ms-swift -> InternVL transcoder for the common record shapes (docs/performance.md#hot-path-costs).
+
+The full path parses and validates a record, builds a ``Sample`` (about 36 small objects for a
+4-message row), checks it, renders it and reads the rendered record's structure: ~45 us a row,
+0.04x of the orjson parse+dump floor. Most rows are plain: explicit ``<image>`` tags matching the
+images, ``<ref-object>``/``<bbox>`` placeholders filled from a pixel ``objects`` dict, no extra keys.
+For those the output is the input text with placeholders replaced, so this path keeps the text as
+a string, builds parts only for grounding, and caches (output path, size) per media path.
+
+It *declines* (returns None, with no side effect) every record it does not fully understand: the
+pipeline then runs the full path, which gives the same answer it always did. A record it takes
+gets exactly the bytes, counters and write-time verdict the full path would give:
+tests/test_fast_path.py checks that on the sample data, the real data, and fuzzed records. The
+write-time check is shared: a record is taken only when the record checker already passed a record
+of its structure (``RecordChecker.clean``), and its boxes pass the same bounded-frame test
+(``plain_boxes``) the checker uses.
+
+Hook (pipeline ``_Work``): ``fast = fast_converter(src_format, dst_format, decoder.ctx, wctx,
+checker)``; per record with a ``bytes`` payload, ``b = fast(payload)`` and, when not None, append
+``b`` and skip the full path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from vlmdata.consumers import get_consumer
+from vlmdata.consumers.base import TO_FROM
+from vlmdata.consumers.swift import ROLE_ALIASES
+from vlmdata.convert.codec import ReadContext, WriteContext
+from vlmdata.errors import RecordError
+from vlmdata.media.paths import CACHE_LIMIT
+from vlmdata.validators.check import _MARKUP, _str_shape, shape_of
+
+FastConvert = Callable[[bytes], "bytes | None"]
+
+TOP_KEYS = frozenset({"id", "messages", "images", "objects"})
+OBJECT_KEYS = frozenset({"ref", "bbox", "bbox_type"})
+_ROLE_FROM = {alias: TO_FROM[role] for alias, role in ROLE_ALIASES.items() if role in ("user", "assistant", "system")}
+_USER_FROM = TO_FROM["user"]
+_SYSTEM_FROM = TO_FROM["system"]
+_NUMBER = (int, float)
+_LIMIT = 1e9  # Box's COORD_LIMIT: beyond it the full path rejects the box
+_PATH_MISS = (None, None, None)
+_markup = _MARKUP.findall
+_ABSENT = object()  # "no id" in a structure key
+
+
+def fast_converter(src: str, dst: str, rctx: ReadContext, wctx: WriteContext, checker: Any) -> FastConvert | None:
+    """The fast path for ``src`` -> ``dst`` with these options, or None when there is none."""
+    if src != "swift" or dst != "internvl":
+        return None
+    options = rctx.options
+    if options.native_grounding or options.fix_boxes or options.internvl_video != "auto":
+        return None
+    if not (getattr(checker, "quick_boxes", False) and checker.exact_boxes):
+        return None
+    # Text reaches the output unparsed only when it holds no '<' besides known tags; that proves
+    # VD108 (markup the target reads) silent only while every string the consumer reads holds a '<'.
+    if not all("<" in s for s in get_consumer(checker.target).interpreted):
+        return None
+    return SwiftToInternVL(rctx, wctx, checker).convert
+
+
+class SwiftToInternVL:
+    """ms-swift ``messages`` rows -> InternVL records, for the shapes described in the module doc."""
+
+    def __init__(self, rctx: ReadContext, wctx: WriteContext, checker: Any) -> None:
+        self.resolver = rctx.resolver
+        self.out_resolver = wctx.resolver
+        self.sizes = wctx.sizes
+        self.with_sizes = wctx.options.sizes
+        self.tally = wctx.tally
+        self.clean: set[Any] = checker.clean
+        self.checker = checker
+        # strings that make a text other than plain text with <image> tags (in any text part: a
+        # string found anywhere in the content is the conservative test, straddling a tag or not)
+        self.markup = tuple(s for s in (*get_consumer(checker.target).interpreted, "<audio>") if s != "<image>")
+        # source path -> (path written, (width, height) or None when unreadable, its shape_of)
+        self.paths: dict[str, tuple[str, tuple[int, int] | None, Any]] = {}
+        # a flat structure key -> shape_of of the record (the checker's key); the flat key is
+        # built while converting (no second walk) and determines shape_of: equal flat keys, equal shapes
+        self.shapes: dict[tuple[Any, ...], Any] = {}
+        self.taken = 0
+        self.declined = 0
+
+    def convert(self, payload: bytes) -> bytes | None:
+        try:
+            out = self._convert(payload)
+        except Exception:  # anything unexpected: the full path answers (it raised before any side effect)
+            out = None
+        if out is None:
+            self.declined += 1
+        else:
+            self.taken += 1
+        return out
+
+    def _media(self, path: Any) -> tuple[str | None, tuple[int, int] | None, Any]:
+        hit = self.paths.get(path)
+        if hit is not None:
+            return hit
+        if type(path) is not str or not path or path.endswith("/"):
+            return _PATH_MISS
+        try:
+            resolved = self.resolver.resolve(path)
+        except RecordError:
+            return _PATH_MISS
+        if resolved.endswith("/"):
+            return _PATH_MISS
+        out = self.out_resolver.relative(resolved)
+        if out.endswith("/"):
+            return _PATH_MISS
+        try:
+            size: tuple[int, int] | None = self.sizes.size(resolved, path)
+        except RecordError:
+            size = None
+        if size is not None and not (type(size[0]) is int and type(size[1]) is int and size[0] > 0 and size[1] > 0):
+            return _PATH_MISS
+        if len(self.paths) >= CACHE_LIMIT:
+            self.paths.clear()
+        hit = self.paths[path] = (out, size, _str_shape(out, "image"))
+        return hit
+
+    def _convert(self, payload: bytes) -> bytes | None:
+        try:
+            record = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return None
+        if type(record) is not dict or not record.keys() <= TOP_KEYS:
+            return None
+        rid = record.get("id")
+        if rid is not None and type(rid) is not str and type(rid) is not int:
+            return None  # floats: the full path's JSON parser may round differently
+        # --- media
+        images = record.get("images")
+        if images is None or images == []:
+            images = []
+        elif type(images) is not list:
+            return None
+        paths: list[str] = []
+        sizes: list[tuple[int, int] | None] = []
+        key: list[Any] = [_ABSENT if rid is None else (type(rid) if type(rid) is int else _str_shape(rid, "id"))]
+        for p in images:
+            out_path, size, path_shape = self._media(p)
+            if out_path is None:
+                return None
+            paths.append(out_path)
+            sizes.append(size)
+            key.append(path_shape)
+        # --- objects (a current-style dict of pixel boxes on image 0), validated as fill_current does
+        objects = record.get("objects")
+        refs: list[Any] = []
+        bboxes: list[Any] = []
+        if objects is not None:
+            if type(objects) is not dict or not objects or not objects.keys() <= OBJECT_KEYS:
+                return None
+            refs = objects.get("ref") or []
+            bboxes = objects.get("bbox")
+            if type(refs) is not list or type(bboxes) is not list:
+                return None
+            if objects.get("bbox_type", "real") != "real":
+                return None
+        grounding = objects is not None
+        # --- messages
+        raw_messages = record.get("messages")
+        if type(raw_messages) is not list or not raw_messages:
+            return None
+        n_images = len(images)
+        tags = 0
+        ri = bi = 0
+        clamped = 0
+        boxes_out = 0
+        conversations = []
+        first_user_has_image = False
+        for k, m in enumerate(raw_messages):
+            if type(m) is not dict or len(m) != 2:
+                return None
+            role = m.get("role")
+            content = m.get("content")
+            if type(content) is not str or type(role) is not str:
+                return None
+            who = _ROLE_FROM.get(role)
+            if who is None or (who == _SYSTEM_FROM and k):
+                return None
+            value = content
+            if "<" in content:
+                lt = content.count("<")
+                n_img = content.count("<image>")
+                n_ref = n_box = 0
+                if n_img:
+                    if who != _USER_FROM:
+                        return None  # InternVL reads tags in human turns only: the full path rejects it
+                    tags += n_img
+                    if k == 0:
+                        first_user_has_image = True
+                if lt != n_img:
+                    for tag in self.markup:
+                        if tag in content:
+                            return None  # VD108 (markup InternVL reads), a video or audio tag, <img>
+                    n_ref = content.count("<ref-object>") if grounding else 0
+                    n_box = content.count("<bbox>") if grounding else 0
+                if n_ref or n_box:
+                    pieces: list[str] = []
+                    pos = 0
+                    find = content.find
+                    i = find("<")
+                    while i >= 0:
+                        if content.startswith("<ref-object>", i):
+                            pieces.append(content[pos:i])
+                            if ri >= len(refs):
+                                return None
+                            ref = refs[ri]
+                            if type(ref) is not str or "<" in ref:
+                                return None
+                            ri += 1
+                            pieces.append("<ref>" + ref + "</ref>")
+                            pos = i + 12
+                        elif content.startswith("<bbox>", i):  # one or more adjacent: one referent's boxes
+                            pieces.append(content[pos:i])
+                            if n_images == 0:
+                                return None
+                            size = sizes[0]
+                            if size is None:
+                                return None
+                            w, h = size
+                            items = []
+                            pos = i
+                            while content.startswith("<bbox>", pos):
+                                if bi >= len(bboxes):
+                                    return None
+                                b = bboxes[bi]
+                                bi += 1
+                                if type(b) is not list or len(b) != 4:
+                                    return None
+                                x1, y1, x2, y2 = b
+                                if not (
+                                    type(x1) in _NUMBER
+                                    and type(y1) in _NUMBER
+                                    and type(x2) in _NUMBER
+                                    and type(y2) in _NUMBER
+                                    and -_LIMIT <= x1 <= _LIMIT
+                                    and -_LIMIT <= y1 <= _LIMIT
+                                    and -_LIMIT <= x2 <= _LIMIT
+                                    and -_LIMIT <= y2 <= _LIMIT
+                                ):
+                                    return None
+                                v = [
+                                    round(x1 / w * 1000),
+                                    round(y1 / h * 1000),
+                                    round(x2 / w * 1000),
+                                    round(y2 / h * 1000),
+                                ]
+                                for j in range(4):
+                                    if v[j] < 0:
+                                        v[j] = 0
+                                        clamped += 1
+                                    elif v[j] > 1000:
+                                        v[j] = 1000
+                                        clamped += 1
+                                if not (v[0] < v[2] and v[1] < v[3]):
+                                    return None  # VD201 (reversed or empty): the full path words it
+                                items.append(f"[{v[0]}, {v[1]}, {v[2]}, {v[3]}]")
+                                pos += 6
+                            boxes_out += len(items)
+                            pieces.append("<box>[" + ", ".join(items) + "]</box>")
+                        else:  # <image> (kept as it is) or plain text
+                            i = find("<", i + 1)
+                            continue
+                        i = find("<", pos)
+                    pieces.append(content[pos:])
+                    value = "".join(pieces)
+            conversations.append({"from": who, "value": value})
+            key.append(who)
+            key.append((not value.strip(), *_markup(value)) if "<" in value else not value.strip())
+        if tags != n_images:
+            return None  # the full path inserts tags (counted) or rejects
+        unused = (len(refs) - ri) + (len(bboxes) - bi) if grounding else 0
+        # --- the InternVL record, keys in InternVLCodec.encode's order
+        out: dict[str, Any] = {}
+        if rid is not None:
+            out["id"] = rid
+        if n_images == 1 and first_user_has_image and conversations[0]["from"] == _USER_FROM:
+            out["image"] = paths[0]
+            if self.with_sizes and sizes[0]:
+                out["width"], out["height"] = sizes[0]
+        elif n_images:
+            out["image"] = paths
+            if self.with_sizes and all(sizes):
+                out["width_list"] = [s[0] for s in sizes]  # type: ignore[index]
+                out["height_list"] = [s[1] for s in sizes]  # type: ignore[index]
+        out["conversations"] = conversations
+        key.append(len(out))  # with the id and image form: which of width/height, width_list/height_list are there
+        key.append(type(out.get("image")))
+        flat = tuple(key)
+        shape = self.shapes.get(flat)
+        if shape is None:
+            if len(self.shapes) >= CACHE_LIMIT:
+                self.shapes.clear()
+            shape = self.shapes[flat] = shape_of(out)
+        if shape not in self.clean:
+            return None  # the checker has not passed this structure yet: the full path checks it
+        data = orjson.dumps(out)
+        tally = self.tally
+        tally.clamped += clamped
+        tally.unused_objects += unused
+        return data

@@ -81,32 +81,26 @@ class SwiftToInternVL:
         self.markup = tuple(s for s in (*get_consumer(checker.target).interpreted, "<audio>") if s != "<image>")
         # source path -> (path written, (width, height) or None when unreadable, its shape_of)
         self.paths: dict[str, tuple[str, tuple[int, int] | None, Any]] = {}
-        # a flat structure key -> shape_of of the record (the checker's key); the flat key is
-        # built while converting (no second walk) and determines shape_of: equal flat keys, equal shapes
-        self.shapes: dict[tuple[Any, ...], Any] = {}
-        self.taken = 0
-        self.declined = 0
+        # flat structure keys whose records' structure (shape_of, the checker's key) passed the
+        # checker. A flat key is built while converting (no second walk) and determines shape_of.
+        # A passed structure stays passed: the checker's verdict on a structure is a function of it
+        # (it forgets structures only to bound memory), so this set needs no invalidation.
+        self.passed: set[tuple[Any, ...]] = set()
 
-    def convert(self, payload: bytes) -> bytes | None:
-        try:
-            out = self._convert(payload)
-        except Exception:  # anything unexpected: the full path answers (it raised before any side effect)
-            out = None
-        if out is None:
-            self.declined += 1
-        else:
-            self.taken += 1
-        return out
 
     def _media(self, path: Any) -> tuple[str | None, tuple[int, int] | None, Any]:
+        """(path written, size or None, shape of the written path) of a source path, cached; the
+        path's own error (outside the root, unreadable...) declines the record."""
+        if type(path) is not str:
+            return _PATH_MISS
         hit = self.paths.get(path)
         if hit is not None:
             return hit
-        if type(path) is not str or not path or path.endswith("/"):
+        if not path or path.endswith("/"):
             return _PATH_MISS
         try:
             resolved = self.resolver.resolve(path)
-        except RecordError:
+        except Exception:  # the full path raises it again, as its rejection (or its crash)
             return _PATH_MISS
         if resolved.endswith("/"):
             return _PATH_MISS
@@ -116,7 +110,9 @@ class SwiftToInternVL:
         try:
             size: tuple[int, int] | None = self.sizes.size(resolved, path)
         except RecordError:
-            size = None
+            size = None  # the full path writes no width/height, and rejects boxes on this image
+        except Exception:
+            return _PATH_MISS
         if size is not None and not (type(size[0]) is int and type(size[1]) is int and size[0] > 0 and size[1] > 0):
             return _PATH_MISS
         if len(self.paths) >= CACHE_LIMIT:
@@ -124,7 +120,11 @@ class SwiftToInternVL:
         hit = self.paths[path] = (out, size, _str_shape(out, "image"))
         return hit
 
-    def _convert(self, payload: bytes) -> bytes | None:
+    def convert(self, payload: bytes) -> bytes | None:
+        """The record's InternVL line, or None to decline (then nothing was changed).
+
+        Nothing here raises: every value is type-checked before use, and the only calls that can
+        fail on bad data (path resolution, the size probe) are caught in ``_media``."""
         try:
             record = orjson.loads(payload)
         except orjson.JSONDecodeError:
@@ -273,8 +273,12 @@ class SwiftToInternVL:
                     pieces.append(content[pos:])
                     value = "".join(pieces)
             conversations.append({"from": who, "value": value})
+            # who, emptiness, then the value's markup: tags start with '<', who never does, so the
+            # flat sequence reads back unambiguously
             key.append(who)
-            key.append((not value.strip(), *_markup(value)) if "<" in value else not value.strip())
+            key.append(not value.strip())
+            if "<" in value:
+                key.extend(_markup(value))
         if tags != n_images:
             return None  # the full path inserts tags (counted) or rejects
         unused = (len(refs) - ri) + (len(bboxes) - bi) if grounding else 0
@@ -295,13 +299,12 @@ class SwiftToInternVL:
         key.append(len(out))  # with the id and image form: which of width/height, width_list/height_list are there
         key.append(type(out.get("image")))
         flat = tuple(key)
-        shape = self.shapes.get(flat)
-        if shape is None:
-            if len(self.shapes) >= CACHE_LIMIT:
-                self.shapes.clear()
-            shape = self.shapes[flat] = shape_of(out)
-        if shape not in self.clean:
-            return None  # the checker has not passed this structure yet: the full path checks it
+        if flat not in self.passed:
+            if shape_of(out) not in self.clean:
+                return None  # the checker has not passed this structure yet: the full path checks it
+            if len(self.passed) >= CACHE_LIMIT:
+                self.passed.clear()
+            self.passed.add(flat)
         data = orjson.dumps(out)
         tally = self.tally
         tally.clamped += clamped

@@ -87,7 +87,6 @@ class SwiftToInternVL:
         # (it forgets structures only to bound memory), so this set needs no invalidation.
         self.passed: set[tuple[Any, ...]] = set()
 
-
     def _media(self, path: Any) -> tuple[str | None, tuple[int, int] | None, Any]:
         """(path written, size or None, shape of the written path) of a source path, cached; the
         path's own error (outside the root, unreadable...) declines the record."""

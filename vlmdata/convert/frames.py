@@ -10,9 +10,13 @@ pixels. Values outside the target frame's range are clamped, and the caller coun
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from vlmdata.errors import RecordError
-from vlmdata.schemas.sample import Box, Frame
+from vlmdata.schemas.sample import Box, Boxes, Frame, Points, Sample, map_boxes, whole
+
+if TYPE_CHECKING:  # codec.py imports this module
+    from vlmdata.convert.codec import WriteContext
 
 Size = tuple[int, int]
 SizeLookup = Callable[[], Size]
@@ -21,8 +25,7 @@ _SCALE_FREE = {Frame.NORM1: 1.0, Frame.NORM1000: 1000.0, Frame.NORM999: 999.0}
 
 
 def _round_pixel(v: float) -> float:
-    r = round(v, 2)
-    return int(r) if r == int(r) else r
+    return whole(round(v, 2))
 
 
 def _to_pixel(v: float, axis_size: int, other: int, frame: Frame, resized: int | None) -> float:
@@ -137,3 +140,10 @@ def _pixel_to_norm1000(box: Box, size: Size) -> tuple[Box, int]:
             values[i] = 1000
             clamped += 1
     return Box(values[0], values[1], values[2], values[3], Frame.NORM1000), clamped
+
+
+def part_in_frame(part: Boxes | Points, sample: Sample, ctx: WriteContext, frame: Frame) -> Boxes | Points:
+    """A Boxes/Points part of ``sample`` moved into ``frame`` by the writer's context (sizes from
+    the record or the image header, clamps counted, boxes noted for the write-time check)."""
+    index = part.image_index
+    return map_boxes(part, lambda b: ctx.box(sample, b, index, frame))

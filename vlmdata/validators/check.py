@@ -21,7 +21,7 @@ from vlmdata.convert.pipeline import DATA_ERRORS, Decoder, describe_error
 from vlmdata.convert.registry import get_codec
 from vlmdata.errors import RecordError
 from vlmdata.media.paths import PathResolver, is_remote
-from vlmdata.schemas.sample import Box, Boxes, Message, Points, Sample
+from vlmdata.schemas.sample import Box, Boxes, Message, Sample, map_boxes
 from vlmdata.validators.context import ValidationContext
 from vlmdata.validators.registry import Rule, selected
 from vlmdata.validators.rules.grounding import LIMITS
@@ -287,10 +287,8 @@ def with_boxes(sample: Sample, boxes: list[Box]) -> Sample | None:
         for m in sample.messages:
             parts = list(m.parts)
             for k, p in enumerate(parts):
-                if p.type == "boxes":
-                    parts[k] = Boxes(tuple([next(it) for _ in p.boxes]), p.image_index)  # type: ignore[union-attr]
-                elif p.type == "points":
-                    parts[k] = Points(tuple([next(it) for _ in p.points]), p.image_index)  # type: ignore[union-attr]
+                if p.type == "boxes" or p.type == "points":
+                    parts[k] = map_boxes(p, lambda _b: next(it))  # type: ignore[arg-type]
             messages.append(Message(m.role, parts, m.extra))
     except StopIteration:
         return None

@@ -9,6 +9,7 @@ but whose boxes or content are bad are put to it too.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,9 @@ from vlmdata.convert.codec import Options, Tally
 from vlmdata.convert.fastpath import SwiftToInternVL, fast_converter
 from vlmdata.convert.io import Raw
 from vlmdata.convert.pipeline import _Work
+from vlmdata.errors import RecordError
+from vlmdata.schemas.sample import Box, Boxes, Frame, ImageSlot, MediaRef, Message, Sample
+from vlmdata.validators.check import RecordChecker, plain_boxes
 
 from . import fuzz_corpus as fc
 from .conftest import REALDATA, make_image
@@ -284,3 +288,26 @@ def test_no_fast_path_for_other_pairs_and_options(media: Path) -> None:
     for options in ({"native_grounding": "qwen"}, {"fix_boxes": "swap"}, {"internvl_video": "images"}):
         other = _work(media, **options)
         assert fast_converter("swift", "internvl", other.decoder.ctx, other.wctx, other.checker) is None
+
+
+@FAST_SETTINGS
+@given(
+    coords=st.lists(
+        st.tuples(st.integers(-5, 1005), st.integers(-5, 1005), st.one_of(st.none(), st.integers(-5, 1005))),
+        min_size=1,
+        max_size=4,
+    ),
+    frame=st.sampled_from([Frame.NORM1000, Frame.NORM1, Frame.PIXEL]),
+)
+def test_plain_boxes_says_true_only_where_the_box_rules_find_nothing(coords: list[Any], frame: Frame) -> None:
+    """The write-time check's shortcut for bounded-frame boxes agrees with the box rules it skips."""
+    boxes = [Box(a, b, None, None, frame) if c is None else Box(a, b, c, c + 1, frame) for a, b, c in coords]
+    sample = Sample([Message("user", [ImageSlot(0)]), Message("assistant", [Boxes(tuple(boxes))])], [MediaRef("a.png")])
+    record = {"image": "a.png", "conversations": [{"from": "human", "value": "<image>"}, {"from": "gpt", "value": "x"}]}
+    checker = RecordChecker("internvl", "t", "/", Options())
+    assert checker.quick_boxes
+    if plain_boxes(record, sample, boxes):
+        assert checker._boxes_only(record, Raw(record, 1, 0), sample, boxes)  # raises on a finding
+    else:
+        with contextlib.suppress(RecordError):
+            checker._boxes_only(record, Raw(record, 1, 0), sample, boxes)

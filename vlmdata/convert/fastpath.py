@@ -43,7 +43,6 @@ _ROLE_FROM = {alias: TO_FROM[role] for alias, role in ROLE_ALIASES.items() if ro
 _USER_FROM = TO_FROM["user"]
 _SYSTEM_FROM = TO_FROM["system"]
 _NUMBER = (int, float)
-_LIMIT = 1e9  # Box's COORD_LIMIT: beyond it the full path rejects the box
 _PATH_MISS = (None, None, None)
 _markup = _MARKUP.findall
 _ABSENT = object()  # "no id" in a structure key
@@ -196,11 +195,13 @@ class SwiftToInternVL:
                     if k == 0:
                         first_user_has_image = True
                 if lt != n_img:
-                    for tag in self.markup:
-                        if tag in content:
-                            return None  # VD108 (markup InternVL reads), a video or audio tag, <img>
-                    n_ref = content.count("<ref-object>") if grounding else 0
-                    n_box = content.count("<bbox>") if grounding else 0
+                    if grounding:
+                        n_ref = content.count("<ref-object>")
+                        n_box = content.count("<bbox>")
+                    if lt != n_img + n_ref + n_box:  # a '<' that is no tag: is it markup?
+                        for tag in self.markup:
+                            if tag in content:
+                                return None  # VD108 (markup InternVL reads), a video or audio tag, <img>
                 if n_ref or n_box:
                     pieces: list[str] = []
                     pos = 0
@@ -240,28 +241,30 @@ class SwiftToInternVL:
                                     and type(y1) in _NUMBER
                                     and type(x2) in _NUMBER
                                     and type(y2) in _NUMBER
-                                    and -_LIMIT <= x1 <= _LIMIT
-                                    and -_LIMIT <= y1 <= _LIMIT
-                                    and -_LIMIT <= x2 <= _LIMIT
-                                    and -_LIMIT <= y2 <= _LIMIT
+                                    and -1e9 <= x1 <= 1e9  # Box's COORD_LIMIT (False for NaN)
+                                    and -1e9 <= y1 <= 1e9
+                                    and -1e9 <= x2 <= 1e9
+                                    and -1e9 <= y2 <= 1e9
                                 ):
                                     return None
-                                v = [
-                                    round(x1 / w * 1000),
-                                    round(y1 / h * 1000),
-                                    round(x2 / w * 1000),
-                                    round(y2 / h * 1000),
-                                ]
-                                for j in range(4):
-                                    if v[j] < 0:
-                                        v[j] = 0
-                                        clamped += 1
-                                    elif v[j] > 1000:
-                                        v[j] = 1000
-                                        clamped += 1
-                                if not (v[0] < v[2] and v[1] < v[3]):
+                                # frames._pixel_to_norm1000: round(v / size * 1000), clamped to 0-1000
+                                a1 = round(x1 / w * 1000)
+                                b1 = round(y1 / h * 1000)
+                                a2 = round(x2 / w * 1000)
+                                b2 = round(y2 / h * 1000)
+                                if not (0 <= a1 <= 1000 and 0 <= b1 <= 1000 and 0 <= a2 <= 1000 and 0 <= b2 <= 1000):
+                                    v = [a1, b1, a2, b2]
+                                    for j in range(4):
+                                        if v[j] < 0:
+                                            v[j] = 0
+                                            clamped += 1
+                                        elif v[j] > 1000:
+                                            v[j] = 1000
+                                            clamped += 1
+                                    a1, b1, a2, b2 = v
+                                if not (a1 < a2 and b1 < b2):
                                     return None  # VD201 (reversed or empty): the full path words it
-                                items.append(f"[{v[0]}, {v[1]}, {v[2]}, {v[3]}]")
+                                items.append(f"[{a1}, {b1}, {a2}, {b2}]")
                                 pos += 6
                             boxes_out += len(items)
                             pieces.append("<box>[" + ", ".join(items) + "]</box>")

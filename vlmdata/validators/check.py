@@ -152,6 +152,7 @@ class RecordChecker:
     def __init__(self, fmt: str, name: str, out_root: str, options: Options, tally: Tally | None = None) -> None:
         # an input-only format (COCO) has no consumer: its writer refuses every record itself
         self.target = CONSUMER_OF_FORMAT.get(fmt, "swift")
+        self.consumer = get_consumer(self.target)
         self.swap = options.fix_boxes == "swap"
         self.tally = tally if tally is not None else Tally()
         self.fmt = fmt
@@ -187,6 +188,8 @@ class RecordChecker:
                 if len(self.tally.record_notes) < KEEP_NOTES:
                     where = sample.origin.where() if sample.origin else "?"
                     self.tally.record_notes.append(f"{where}: swapped the corners of {swapped} reversed box(es)")
+        if not literal_markup(sample, self.consumer):  # the common case, without building the finding
+            return
         hit = markup_hit(sample, self.target)
         if hit is not None:
             raise RecordError(f"VD108 {format_hit(self.markup_rule, hit)}")

@@ -33,7 +33,6 @@ from vlmdata.consumers.swift import ROLE_ALIASES
 from vlmdata.convert.codec import ReadContext, WriteContext
 from vlmdata.errors import RecordError
 from vlmdata.media.paths import CACHE_LIMIT
-from vlmdata.validators.check import _MARKUP, _str_shape, shape_of
 
 FastConvert = Callable[[bytes], "bytes | None"]
 
@@ -44,7 +43,6 @@ _USER_FROM = TO_FROM["user"]
 _SYSTEM_FROM = TO_FROM["system"]
 _NUMBER = (int, float)
 _PATH_MISS = (None, None, None)
-_markup = _MARKUP.findall
 _ABSENT = object()  # "no id" in a structure key
 
 
@@ -74,6 +72,8 @@ class SwiftToInternVL:
         self.with_sizes = wctx.options.sizes
         self.tally = wctx.tally
         self.clean: set[Any] = checker.clean
+        self.structure_key = checker.structure_key  # the checker's key of a record (validators.check.shape_of)
+        self.string_shape = checker.string_shape  # ... and of one string in it
         self.checker = checker
         # strings that make a text other than plain text with <image> tags (in any text part: a
         # string found anywhere in the content is the conservative test, straddling a tag or not)
@@ -115,7 +115,7 @@ class SwiftToInternVL:
             return _PATH_MISS
         if len(self.paths) >= CACHE_LIMIT:
             self.paths.clear()
-        hit = self.paths[path] = (out, size, _str_shape(out, "image"))
+        hit = self.paths[path] = (out, size, self.string_shape(out, "image"))
         return hit
 
     def convert(self, payload: bytes) -> bytes | None:
@@ -140,7 +140,8 @@ class SwiftToInternVL:
             return None
         paths: list[str] = []
         sizes: list[tuple[int, int] | None] = []
-        key: list[Any] = [_ABSENT if rid is None else (type(rid) if type(rid) is int else _str_shape(rid, "id"))]
+        string_shape = self.string_shape
+        key: list[Any] = [_ABSENT if rid is None else (type(rid) if type(rid) is int else string_shape(rid, "id"))]
         for p in images:
             out_path, size, path_shape = self._media(p)
             if out_path is None:
@@ -275,12 +276,8 @@ class SwiftToInternVL:
                     pieces.append(content[pos:])
                     value = "".join(pieces)
             conversations.append({"from": who, "value": value})
-            # who, emptiness, then the value's markup: tags start with '<', who never does, so the
-            # flat sequence reads back unambiguously
             key.append(who)
-            key.append(not value.strip())
-            if "<" in value:
-                key.extend(_markup(value))
+            key.append(string_shape(value, "value"))
         if tags != n_images:
             return None  # the full path inserts tags (counted) or rejects
         unused = (len(refs) - ri) + (len(bboxes) - bi) if grounding else 0
@@ -302,7 +299,7 @@ class SwiftToInternVL:
         key.append(type(out.get("image")))
         flat = tuple(key)
         if flat not in self.passed:
-            if shape_of(out) not in self.clean:
+            if self.structure_key(out) not in self.clean:
                 return None  # the checker has not passed this structure yet: the full path checks it
             if len(self.passed) >= CACHE_LIMIT:
                 self.passed.clear()

@@ -149,6 +149,11 @@ def swap_reversed(sample: Sample) -> int:
 class RecordChecker:
     """Reads written records of format ``fmt`` back as its consumer does and runs the record rules."""
 
+    # The structure key and its piece for one string, for a writer that builds the key as it goes
+    # (convert/fastpath.py, which may not import this module): one definition of both.
+    structure_key = staticmethod(shape_of)
+    string_shape = staticmethod(_str_shape)
+
     def __init__(self, fmt: str, name: str, out_root: str, options: Options, tally: Tally | None = None) -> None:
         # an input-only format (COCO) has no consumer: its writer refuses every record itself
         self.target = CONSUMER_OF_FORMAT.get(fmt, "swift")

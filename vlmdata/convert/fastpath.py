@@ -142,8 +142,10 @@ class SwiftToInternVL:
         sizes: list[tuple[int, int] | None] = []
         string_shape = self.string_shape
         key: list[Any] = [_ABSENT if rid is None else (type(rid) if type(rid) is int else string_shape(rid, "id"))]
+        cached = self.paths.get
         for p in images:
-            out_path, size, path_shape = self._media(p)
+            hit = cached(p) if type(p) is str else None
+            out_path, size, path_shape = hit if hit is not None else self._media(p)
             if out_path is None:
                 return None
             paths.append(out_path)
@@ -173,6 +175,7 @@ class SwiftToInternVL:
         clamped = 0
         boxes_out = 0
         conversations = []
+        add = key.append
         first_user_has_image = False
         for k, m in enumerate(raw_messages):
             if type(m) is not dict or len(m) != 2:
@@ -276,8 +279,8 @@ class SwiftToInternVL:
                     pieces.append(content[pos:])
                     value = "".join(pieces)
             conversations.append({"from": who, "value": value})
-            key.append(who)
-            key.append(string_shape(value, "value"))
+            add(who)
+            add(string_shape(value, "value"))
         if tags != n_images:
             return None  # the full path inserts tags (counted) or rejects
         unused = (len(refs) - ri) + (len(bboxes) - bi) if grounding else 0

@@ -302,7 +302,7 @@ def render_json_parts(parts: list[Part], convert: Callable[[Boxes | Points], Box
             else:
                 break
             group = convert(group) if convert is not None else group  # type: ignore[arg-type]
-            for b in group.boxes if isinstance(group, Boxes) else group.points:  # type: ignore[union-attr]
+            for b in part_boxes(group):  # type: ignore[arg-type]
                 item: dict[str, Any] = {("point_2d" if b.is_point else "bbox_2d"): [whole(v) for v in b.coords()]}
                 if label is not None:
                     item["label"] = label

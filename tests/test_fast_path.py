@@ -165,6 +165,11 @@ GROUNDING_TEXT = st.lists(
     st.one_of(WORDS, st.sampled_from(["<ref-object>", "<bbox>", "<bbox><bbox>", "<ref-object><bbox>", "\n"])),
     max_size=5,
 ).map("".join)
+EXTRA_VALUES = st.one_of(
+    st.sampled_from([1, 1.5, 0.1, -0.0, 2**63, "x", "", " ", "<b>", "<image>", None, True, [1, "a"], {"a": "<ref>"}]),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=5),
+)
 COORD = st.one_of(st.integers(-20, 420), st.floats(-20, 420, allow_nan=False))
 BAD_COORD = st.sampled_from([True, 1e300, 2**70, "1", None, 1e10])
 
@@ -207,6 +212,8 @@ def records(draw: st.DrawFn) -> Any:
         if miss():
             text = "<image>" + text
         message: dict[str, Any] = {"role": role, "content": text}
+        if draw(st.integers(0, 5)) == 0:
+            message[draw(st.sampled_from(["loss", "weight", "name"]))] = draw(EXTRA_VALUES)
         if miss():
             message[draw(st.sampled_from(["loss", "from", "value", "name"]))] = draw(fc.hostile_values())
         messages.append(message)
@@ -230,6 +237,9 @@ def records(draw: st.DrawFn) -> Any:
         row["objects"] = draw(fc.hostile_values()) if miss() else objects
     if draw(st.booleans()):
         row["id"] = draw(st.one_of(st.integers(), st.text(alphabet="ab <>\n", max_size=4), st.floats(), st.none()))
+    if draw(st.integers(0, 3)) == 0:  # unknown keys: carried, or dropped when InternVL owns the name
+        keys = ["source", "meta", "width", "conversations", "height_list", "system", "tools"]
+        row[draw(st.sampled_from(keys))] = draw(EXTRA_VALUES)
     if miss():
         row[draw(st.sampled_from(fc.NAMED_KEYS))] = draw(fc.hostile_values())
     return row

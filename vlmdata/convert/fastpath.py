@@ -31,12 +31,15 @@ from vlmdata.consumers import get_consumer
 from vlmdata.consumers.base import TO_FROM
 from vlmdata.consumers.swift import ROLE_ALIASES
 from vlmdata.convert.codec import ReadContext, WriteContext
+from vlmdata.convert.internvl import InternVLCodec
 from vlmdata.errors import RecordError
 from vlmdata.media.paths import CACHE_LIMIT
 
 FastConvert = Callable[[bytes], "bytes | None"]
 
 TOP_KEYS = frozenset({"id", "messages", "images", "objects"})
+MEDIA_KEYS = frozenset({"image", "video", "videos", "audio", "audios"})
+INTERNVL_KEYS = InternVLCodec.known_keys
 OBJECT_KEYS = frozenset({"ref", "bbox", "bbox_type"})
 _ROLE_FROM = {alias: TO_FROM[role] for alias, role in ROLE_ALIASES.items() if role in ("user", "assistant", "system")}
 _USER_FROM = TO_FROM["user"]
@@ -122,193 +125,233 @@ class SwiftToInternVL:
         """The record's InternVL line, or None to decline (then nothing was changed).
 
         Nothing here raises: every value is type-checked before use, and the only calls that can
-        fail on bad data (path resolution, the size probe) are caught in ``_media``."""
+        fail on bad data (path resolution, the size probe) are caught in ``_media``; values nested
+        too deeply for the structure key or the JSON writer decline the record."""
         try:
-            record = orjson.loads(payload)
-        except orjson.JSONDecodeError:
+            try:
+                record = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                return None
+            if type(record) is not dict:
+                return None
+            extras = None
+            if not record.keys() <= TOP_KEYS:  # unknown keys: carried after the InternVL keys, or dropped (counted)
+                extras = [(k, v) for k, v in record.items() if k not in TOP_KEYS]
+                for k, _v in extras:
+                    if k in MEDIA_KEYS:
+                        return None  # "image" is an alias of "images" to ms-swift; videos, audios
+            rid = record.get("id")
+            # --- media
+            images = record.get("images")
+            if images is None or images == []:
+                images = []
+            elif type(images) is not list:
+                return None
+            paths: list[str] = []
+            sizes: list[tuple[int, int] | None] = []
+            string_shape = self.string_shape
+            structure_key = self.structure_key
+            key: list[Any] = [_ABSENT if rid is None else structure_key(rid, "id")]
+            cached = self.paths.get
+            for p in images:
+                hit = cached(p) if type(p) is str else None
+                out_path, size, path_shape = hit if hit is not None else self._media(p)
+                if out_path is None:
+                    return None
+                paths.append(out_path)
+                sizes.append(size)
+                key.append(path_shape)
+            # --- objects (a current-style dict of pixel boxes on image 0), validated as fill_current does
+            objects = record.get("objects")
+            refs: list[Any] = []
+            bboxes: list[Any] = []
+            if objects is not None:
+                if type(objects) is not dict or not objects or not objects.keys() <= OBJECT_KEYS:
+                    return None
+                refs = objects.get("ref") or []
+                bboxes = objects.get("bbox")
+                if type(refs) is not list or type(bboxes) is not list:
+                    return None
+                if objects.get("bbox_type", "real") != "real":
+                    return None
+            grounding = objects is not None
+            # --- messages
+            raw_messages = record.get("messages")
+            if type(raw_messages) is not list or not raw_messages:
+                return None
+            n_images = len(images)
+            tags = 0
+            ri = bi = 0
+            clamped = 0
+            conversations = []
+            add = key.append
+            first_user_has_image = False
+            for k, m in enumerate(raw_messages):
+                if type(m) is not dict:
+                    return None
+                turn_extras = None
+                if len(m) != 2:
+                    if "from" in m or "value" in m:
+                        return None  # role/content aliases
+                    turn_extras = [(ek, ev) for ek, ev in m.items() if ek != "role" and ek != "content"]
+                role = m.get("role")
+                content = m.get("content")
+                if type(content) is not str or type(role) is not str:
+                    return None
+                who = _ROLE_FROM.get(role)
+                if who is None or (who == _SYSTEM_FROM and k):
+                    return None
+                value = content
+                if "<" in content:
+                    lt = content.count("<")
+                    n_img = content.count("<image>")
+                    n_ref = n_box = 0
+                    if n_img:
+                        if who != _USER_FROM:
+                            return None  # InternVL reads tags in human turns only: the full path rejects it
+                        tags += n_img
+                        if k == 0:
+                            first_user_has_image = True
+                    if lt != n_img:
+                        if grounding:
+                            n_ref = content.count("<ref-object>")
+                            n_box = content.count("<bbox>")
+                        if lt != n_img + n_ref + n_box:  # a '<' that is no tag: is it markup?
+                            for tag in self.markup:
+                                if tag in content:
+                                    return None  # VD108 (markup InternVL reads), a video or audio tag, <img>
+                    if n_ref or n_box:
+                        filled = _fill(content, refs, ri, bboxes, bi, sizes[0] if n_images else None)
+                        if filled is None:
+                            return None
+                        value, ri, bi, n_clamped = filled
+                        clamped += n_clamped
+                turn = {"from": who, "value": value}
+                conversations.append(turn)
+                add(who)
+                add(string_shape(value, "value"))
+                if turn_extras:  # per-message keys (loss...): kept after from/value, as write_turns does
+                    for ek, ev in turn_extras:
+                        turn[ek] = ev
+                        add((ek, structure_key(ev, ek)))
+            if tags != n_images:
+                return None  # the full path inserts tags (counted) or rejects
+            unused = (len(refs) - ri) + (len(bboxes) - bi) if grounding else 0
+            # --- the InternVL record, keys in InternVLCodec.encode's order
+            out: dict[str, Any] = {}
+            if rid is not None:
+                out["id"] = rid
+            if n_images == 1 and first_user_has_image and conversations[0]["from"] == _USER_FROM:
+                out["image"] = paths[0]
+                if self.with_sizes and sizes[0]:
+                    out["width"], out["height"] = sizes[0]
+            elif n_images:
+                out["image"] = paths
+                if self.with_sizes and all(sizes):
+                    out["width_list"] = [s[0] for s in sizes]  # type: ignore[index]
+                    out["height_list"] = [s[1] for s in sizes]  # type: ignore[index]
+            out["conversations"] = conversations
+            key.append(len(out))  # with the id and image form: which of width/height, width_list/height_list are there
+            key.append(type(out.get("image")))
+            dropped = None
+            if extras:  # Codec.put_extra: a key of the format is never overwritten
+                for k, v in extras:
+                    if k in INTERNVL_KEYS:
+                        dropped = [*(dropped or ()), k]
+                    else:
+                        out[k] = v
+                    key.append((k, structure_key(v, k)))
+            flat = tuple(key)
+            if flat not in self.passed:
+                if self.structure_key(out) not in self.clean:
+                    return None  # the checker has not passed this structure yet: the full path checks it
+                if len(self.passed) >= CACHE_LIMIT:
+                    self.passed.clear()
+                self.passed.add(flat)
+            data = orjson.dumps(out)
+            tally = self.tally
+            tally.clamped += clamped
+            tally.unused_objects += unused
+            if dropped:
+                for k in dropped:
+                    tally.dropped_keys[k] += 1
+            return data
+        except (RecursionError, TypeError, ValueError):  # nesting near the JSON limits: the full path rejects it
             return None
-        if type(record) is not dict or not record.keys() <= TOP_KEYS:
-            return None
-        rid = record.get("id")
-        if rid is not None and type(rid) is not str and type(rid) is not int:
-            return None  # floats: the full path's JSON parser may round differently
-        # --- media
-        images = record.get("images")
-        if images is None or images == []:
-            images = []
-        elif type(images) is not list:
-            return None
-        paths: list[str] = []
-        sizes: list[tuple[int, int] | None] = []
-        string_shape = self.string_shape
-        key: list[Any] = [_ABSENT if rid is None else (type(rid) if type(rid) is int else string_shape(rid, "id"))]
-        cached = self.paths.get
-        for p in images:
-            hit = cached(p) if type(p) is str else None
-            out_path, size, path_shape = hit if hit is not None else self._media(p)
-            if out_path is None:
+
+
+def _fill(
+    content: str, refs: list[Any], ri: int, bboxes: list[Any], bi: int, size: tuple[int, int] | None
+) -> tuple[str, int, int, int] | None:
+    """``content`` with its ``<ref-object>``/``<bbox>`` placeholders filled as ms-swift fills them and
+    InternVL writes them: refs from ``refs[ri:]``, pixel boxes from ``bboxes[bi:]`` on an image of
+    ``size`` moved to 0-1000, adjacent ``<bbox>`` as one referent's boxes (``merge_adjacent_boxes``).
+    Returns (text, next ref, next box, coordinates clamped), or None to decline."""
+    pieces: list[str] = []
+    clamped = 0
+    pos = 0
+    find = content.find
+    i = find("<")
+    while i >= 0:
+        if content.startswith("<ref-object>", i):
+            pieces.append(content[pos:i])
+            if ri >= len(refs):
                 return None
-            paths.append(out_path)
-            sizes.append(size)
-            key.append(path_shape)
-        # --- objects (a current-style dict of pixel boxes on image 0), validated as fill_current does
-        objects = record.get("objects")
-        refs: list[Any] = []
-        bboxes: list[Any] = []
-        if objects is not None:
-            if type(objects) is not dict or not objects or not objects.keys() <= OBJECT_KEYS:
-                return None
-            refs = objects.get("ref") or []
-            bboxes = objects.get("bbox")
-            if type(refs) is not list or type(bboxes) is not list:
-                return None
-            if objects.get("bbox_type", "real") != "real":
-                return None
-        grounding = objects is not None
-        # --- messages
-        raw_messages = record.get("messages")
-        if type(raw_messages) is not list or not raw_messages:
-            return None
-        n_images = len(images)
-        tags = 0
-        ri = bi = 0
-        clamped = 0
-        boxes_out = 0
-        conversations = []
-        add = key.append
-        first_user_has_image = False
-        for k, m in enumerate(raw_messages):
-            if type(m) is not dict or len(m) != 2:
-                return None
-            role = m.get("role")
-            content = m.get("content")
-            if type(content) is not str or type(role) is not str:
-                return None
-            who = _ROLE_FROM.get(role)
-            if who is None or (who == _SYSTEM_FROM and k):
-                return None
-            value = content
-            if "<" in content:
-                lt = content.count("<")
-                n_img = content.count("<image>")
-                n_ref = n_box = 0
-                if n_img:
-                    if who != _USER_FROM:
-                        return None  # InternVL reads tags in human turns only: the full path rejects it
-                    tags += n_img
-                    if k == 0:
-                        first_user_has_image = True
-                if lt != n_img:
-                    if grounding:
-                        n_ref = content.count("<ref-object>")
-                        n_box = content.count("<bbox>")
-                    if lt != n_img + n_ref + n_box:  # a '<' that is no tag: is it markup?
-                        for tag in self.markup:
-                            if tag in content:
-                                return None  # VD108 (markup InternVL reads), a video or audio tag, <img>
-                if n_ref or n_box:
-                    pieces: list[str] = []
-                    pos = 0
-                    find = content.find
-                    i = find("<")
-                    while i >= 0:
-                        if content.startswith("<ref-object>", i):
-                            pieces.append(content[pos:i])
-                            if ri >= len(refs):
-                                return None
-                            ref = refs[ri]
-                            if type(ref) is not str or "<" in ref:
-                                return None
-                            ri += 1
-                            pieces.append("<ref>" + ref + "</ref>")
-                            pos = i + 12
-                        elif content.startswith("<bbox>", i):  # one or more adjacent: one referent's boxes
-                            pieces.append(content[pos:i])
-                            if n_images == 0:
-                                return None
-                            size = sizes[0]
-                            if size is None:
-                                return None
-                            w, h = size
-                            items = []
-                            pos = i
-                            while content.startswith("<bbox>", pos):
-                                if bi >= len(bboxes):
-                                    return None
-                                b = bboxes[bi]
-                                bi += 1
-                                if type(b) is not list or len(b) != 4:
-                                    return None
-                                x1, y1, x2, y2 = b
-                                if not (
-                                    type(x1) in _NUMBER
-                                    and type(y1) in _NUMBER
-                                    and type(x2) in _NUMBER
-                                    and type(y2) in _NUMBER
-                                    and -1e9 <= x1 <= 1e9  # Box's COORD_LIMIT (False for NaN)
-                                    and -1e9 <= y1 <= 1e9
-                                    and -1e9 <= x2 <= 1e9
-                                    and -1e9 <= y2 <= 1e9
-                                ):
-                                    return None
-                                # frames._pixel_to_norm1000: round(v / size * 1000), clamped to 0-1000
-                                a1 = round(x1 / w * 1000)
-                                b1 = round(y1 / h * 1000)
-                                a2 = round(x2 / w * 1000)
-                                b2 = round(y2 / h * 1000)
-                                if not (0 <= a1 <= 1000 and 0 <= b1 <= 1000 and 0 <= a2 <= 1000 and 0 <= b2 <= 1000):
-                                    v = [a1, b1, a2, b2]
-                                    for j in range(4):
-                                        if v[j] < 0:
-                                            v[j] = 0
-                                            clamped += 1
-                                        elif v[j] > 1000:
-                                            v[j] = 1000
-                                            clamped += 1
-                                    a1, b1, a2, b2 = v
-                                if not (a1 < a2 and b1 < b2):
-                                    return None  # VD201 (reversed or empty): the full path words it
-                                items.append(f"[{a1}, {b1}, {a2}, {b2}]")
-                                pos += 6
-                            boxes_out += len(items)
-                            pieces.append("<box>[" + ", ".join(items) + "]</box>")
-                        else:  # <image> (kept as it is) or plain text
-                            i = find("<", i + 1)
-                            continue
-                        i = find("<", pos)
-                    pieces.append(content[pos:])
-                    value = "".join(pieces)
-            conversations.append({"from": who, "value": value})
-            add(who)
-            add(string_shape(value, "value"))
-        if tags != n_images:
-            return None  # the full path inserts tags (counted) or rejects
-        unused = (len(refs) - ri) + (len(bboxes) - bi) if grounding else 0
-        # --- the InternVL record, keys in InternVLCodec.encode's order
-        out: dict[str, Any] = {}
-        if rid is not None:
-            out["id"] = rid
-        if n_images == 1 and first_user_has_image and conversations[0]["from"] == _USER_FROM:
-            out["image"] = paths[0]
-            if self.with_sizes and sizes[0]:
-                out["width"], out["height"] = sizes[0]
-        elif n_images:
-            out["image"] = paths
-            if self.with_sizes and all(sizes):
-                out["width_list"] = [s[0] for s in sizes]  # type: ignore[index]
-                out["height_list"] = [s[1] for s in sizes]  # type: ignore[index]
-        out["conversations"] = conversations
-        key.append(len(out))  # with the id and image form: which of width/height, width_list/height_list are there
-        key.append(type(out.get("image")))
-        flat = tuple(key)
-        if flat not in self.passed:
-            if self.structure_key(out) not in self.clean:
-                return None  # the checker has not passed this structure yet: the full path checks it
-            if len(self.passed) >= CACHE_LIMIT:
-                self.passed.clear()
-            self.passed.add(flat)
-        data = orjson.dumps(out)
-        tally = self.tally
-        tally.clamped += clamped
-        tally.unused_objects += unused
-        return data
+            ref = refs[ri]
+            if type(ref) is not str or "<" in ref:
+                return None  # VD108 decides on markup in a ref: the full path
+            ri += 1
+            pieces.append("<ref>" + ref + "</ref>")
+            pos = i + 12
+        elif content.startswith("<bbox>", i):
+            pieces.append(content[pos:i])
+            if size is None:
+                return None  # no image, or no size: the full path rejects the box
+            w, h = size
+            items = []
+            pos = i
+            while content.startswith("<bbox>", pos):
+                if bi >= len(bboxes):
+                    return None
+                b = bboxes[bi]
+                bi += 1
+                if type(b) is not list or len(b) != 4:
+                    return None
+                x1, y1, x2, y2 = b
+                if not (
+                    type(x1) in _NUMBER
+                    and type(y1) in _NUMBER
+                    and type(x2) in _NUMBER
+                    and type(y2) in _NUMBER
+                    and -1e9 <= x1 <= 1e9  # Box's COORD_LIMIT (False for NaN)
+                    and -1e9 <= y1 <= 1e9
+                    and -1e9 <= x2 <= 1e9
+                    and -1e9 <= y2 <= 1e9
+                ):
+                    return None
+                # frames._pixel_to_norm1000: round(v / size * 1000), clamped to 0-1000
+                a1 = round(x1 / w * 1000)
+                b1 = round(y1 / h * 1000)
+                a2 = round(x2 / w * 1000)
+                b2 = round(y2 / h * 1000)
+                if not (0 <= a1 <= 1000 and 0 <= b1 <= 1000 and 0 <= a2 <= 1000 and 0 <= b2 <= 1000):
+                    v = [a1, b1, a2, b2]
+                    for j in range(4):
+                        if v[j] < 0:
+                            v[j] = 0
+                            clamped += 1
+                        elif v[j] > 1000:
+                            v[j] = 1000
+                            clamped += 1
+                    a1, b1, a2, b2 = v
+                if not (a1 < a2 and b1 < b2):
+                    return None  # VD201 (reversed or empty box): the full path words the rejection
+                items.append(f"[{a1}, {b1}, {a2}, {b2}]")
+                pos += 6
+            pieces.append("<box>[" + ", ".join(items) + "]</box>")
+        else:  # <image> (kept as it is) or a plain '<'
+            i = find("<", i + 1)
+            continue
+        i = find("<", pos)
+    pieces.append(content[pos:])
+    return "".join(pieces), ri, bi, clamped

@@ -31,9 +31,11 @@ from vlmdata.consumers import get_consumer
 from vlmdata.consumers.base import TO_FROM
 from vlmdata.consumers.swift import ROLE_ALIASES
 from vlmdata.convert.codec import ReadContext, WriteContext
+from vlmdata.convert.frames import pixel_corners_to_norm1000 as to_norm1000
 from vlmdata.convert.internvl import InternVLCodec
 from vlmdata.errors import RecordError
 from vlmdata.media.paths import CACHE_LIMIT
+from vlmdata.schemas.sample import _NUMBER, COORD_LIMIT  # Box's coordinate rule
 
 FastConvert = Callable[[bytes], "bytes | None"]
 
@@ -44,7 +46,6 @@ OBJECT_KEYS = frozenset({"ref", "bbox", "bbox_type"})
 _ROLE_FROM = {alias: TO_FROM[role] for alias, role in ROLE_ALIASES.items() if role in ("user", "assistant", "system")}
 _USER_FROM = TO_FROM["user"]
 _SYSTEM_FROM = TO_FROM["system"]
-_NUMBER = (int, float)
 _PATH_MISS = (None, None, None)
 _ABSENT = object()  # "no id" in a structure key
 
@@ -307,7 +308,6 @@ def _fill(
             pieces.append(content[pos:i])
             if size is None:
                 return None  # no image, or no size: the full path rejects the box
-            w, h = size
             items = []
             pos = i
             while content.startswith("<bbox>", pos):
@@ -323,27 +323,14 @@ def _fill(
                     and type(y1) in _NUMBER
                     and type(x2) in _NUMBER
                     and type(y2) in _NUMBER
-                    and -1e9 <= x1 <= 1e9  # Box's COORD_LIMIT (False for NaN)
-                    and -1e9 <= y1 <= 1e9
-                    and -1e9 <= x2 <= 1e9
-                    and -1e9 <= y2 <= 1e9
+                    and -COORD_LIMIT <= x1 <= COORD_LIMIT  # Box.__post_init__'s test (False for NaN)
+                    and -COORD_LIMIT <= y1 <= COORD_LIMIT
+                    and -COORD_LIMIT <= x2 <= COORD_LIMIT
+                    and -COORD_LIMIT <= y2 <= COORD_LIMIT
                 ):
                     return None
-                # frames._pixel_to_norm1000: round(v / size * 1000), clamped to 0-1000
-                a1 = round(x1 / w * 1000)
-                b1 = round(y1 / h * 1000)
-                a2 = round(x2 / w * 1000)
-                b2 = round(y2 / h * 1000)
-                if not (0 <= a1 <= 1000 and 0 <= b1 <= 1000 and 0 <= a2 <= 1000 and 0 <= b2 <= 1000):
-                    v = [a1, b1, a2, b2]
-                    for j in range(4):
-                        if v[j] < 0:
-                            v[j] = 0
-                            clamped += 1
-                        elif v[j] > 1000:
-                            v[j] = 1000
-                            clamped += 1
-                    a1, b1, a2, b2 = v
+                (a1, b1, a2, b2), n = to_norm1000(x1, y1, x2, y2, size)
+                clamped += n
                 if not (a1 < a2 and b1 < b2):
                     return None  # VD201 (reversed or empty box): the full path words the rejection
                 items.append(f"[{a1}, {b1}, {a2}, {b2}]")

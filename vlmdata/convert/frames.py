@@ -129,8 +129,23 @@ def convert_box(box: Box, dst: Frame, size: SizeLookup, resized: Size | None = N
 def _pixel_to_norm1000(box: Box, size: Size) -> tuple[Box, int]:
     """The common case of convert_box (pixel boxes to InternVL/Qwen 0-1000), without the
     per-coordinate frame dispatch; same arithmetic: round(v / size * 1000), clamped to [0, 1000]."""
+    (x1, y1, x2, y2), clamped = pixel_corners_to_norm1000(box.x1, box.y1, box.x2, box.y2, size)  # type: ignore[arg-type]
+    return Box(x1, y1, x2, y2, Frame.NORM1000), clamped
+
+
+def pixel_corners_to_norm1000(
+    x1: float, y1: float, x2: float, y2: float, size: Size
+) -> tuple[tuple[int, int, int, int], int]:
+    """A pixel box's corners on 0-1000 (``round(v / size * 1000)``, clamped), and how many were
+    clamped: the one statement of this rule (convert_box and convert/fastpath.py use it)."""
     w, h = size
-    values = [round(box.x1 / w * 1000), round(box.y1 / h * 1000), round(box.x2 / w * 1000), round(box.y2 / h * 1000)]  # type: ignore[operator]
+    a1 = round(x1 / w * 1000)
+    b1 = round(y1 / h * 1000)
+    a2 = round(x2 / w * 1000)
+    b2 = round(y2 / h * 1000)
+    if 0 <= a1 <= 1000 and 0 <= b1 <= 1000 and 0 <= a2 <= 1000 and 0 <= b2 <= 1000:
+        return (a1, b1, a2, b2), 0
+    values = [a1, b1, a2, b2]
     clamped = 0
     for i, v in enumerate(values):
         if v < 0:
@@ -139,7 +154,7 @@ def _pixel_to_norm1000(box: Box, size: Size) -> tuple[Box, int]:
         elif v > 1000:
             values[i] = 1000
             clamped += 1
-    return Box(values[0], values[1], values[2], values[3], Frame.NORM1000), clamped
+    return (values[0], values[1], values[2], values[3]), clamped
 
 
 def part_in_frame(part: Boxes | Points, sample: Sample, ctx: WriteContext, frame: Frame) -> Boxes | Points:

@@ -130,14 +130,14 @@ def test_the_main_process_decodes_nothing_when_shards_run(tmp_path: Path, monkey
     src = mixed_file(tmp_path / "in.jsonl", 200)
     monkeypatch.setattr(shards, "MIN_SHARD_BYTES", 2000)
     main = os.getpid()
-    real = engine.to_items
+    real = engine.Decoder.decode
 
-    def guarded(raws, decoder):
-        if os.getpid() == main and decoder is not None:
+    def guarded(self, raw):
+        if os.getpid() == main:
             raise AssertionError("the main process decoded records")
-        return real(raws, decoder)
+        return real(self, raw)
 
-    monkeypatch.setattr(engine, "to_items", guarded)
+    monkeypatch.setattr(engine.Decoder, "decode", guarded)
     report = vlmdata.convert(str(src), str(tmp_path / "o.jsonl"), to="internvl", from_format="swift", workers=2)
     assert report.records_in == 200 and report.written == len(read_jsonl(tmp_path / "o.jsonl"))
     with pytest.raises(AssertionError, match="decoded records"):  # the guard works: a serial run trips it
@@ -197,3 +197,30 @@ def test_workers_default_to_the_usable_cores_for_big_jsonl_inputs(tmp_path: Path
     report = vlmdata.convert(str(src), str(tmp_path / "o.jsonl"), to="internvl", from_format="swift", workers=None)
     assert report.records_in == 50
     assert seen == ([len(os.sched_getaffinity(0))] if len(os.sched_getaffinity(0)) > 1 else [])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_convert_takes_the_fast_path_and_writes_the_same_bytes(tmp_path: Path, monkeypatch, workers: int):
+    from vlmdata.convert import fastpath
+
+    src = mixed_file(tmp_path / "in.jsonl", 300)
+    monkeypatch.setattr(shards, "MIN_SHARD_BYTES", 4000)
+    slow = tmp_path / "slow.jsonl"
+    with monkeypatch.context() as m:
+        m.setattr(fastpath, "fast_converter", lambda *a: None)
+        vlmdata.convert(str(src), str(slow), to="internvl", from_format="swift", workers=workers)
+    taken = tmp_path / "taken"
+    real = fastpath.SwiftToInternVL.convert
+
+    def counted(self, payload):
+        data = real(self, payload)
+        if data is not None:
+            with open(taken, "a") as f:  # workers are other processes: count through a file
+                f.write("x")
+        return data
+
+    monkeypatch.setattr(fastpath.SwiftToInternVL, "convert", counted)
+    fast = tmp_path / "fast.jsonl"
+    report = vlmdata.convert(str(src), str(fast), to="internvl", from_format="swift", workers=workers)
+    assert fast.read_bytes() == slow.read_bytes()
+    assert len(taken.read_text()) > report.written // 2  # most rows repeat a shape the checker passed

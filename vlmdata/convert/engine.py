@@ -312,18 +312,22 @@ def _counted(records: Iterator[Raw], source: RecordSource, last: list[Raw]) -> I
 
 def to_items(raws: Iterator[Raw] | list[Raw], decoder: Decoder | None) -> Iterator[Item]:
     """Raw records as Items: decoded to a Sample, or rejected with the reason (``decoder`` None:
-    not decoded). The one place a record that cannot be read becomes a rejection."""
+    not decoded)."""
     if decoder is None:
         for raw in raws:
             yield Item(raw)
         return
-    decode = decoder.decode
-    name = decoder.name
     for raw in raws:
-        try:
-            yield Item(raw, decode(raw))
-        except DATA_ERRORS as exc:
-            yield Item(raw, None, rejection_for(name, raw, exc, record_id_of(raw)))
+        yield decode_item(raw, decoder)
+
+
+def decode_item(raw: Raw, decoder: Decoder) -> Item:
+    """One record decoded, or rejected with the reason: the one place a record that cannot be read
+    becomes a rejection, whatever the exception."""
+    try:
+        return Item(raw, decoder.decode(raw))
+    except DATA_ERRORS as exc:
+        return Item(raw, None, rejection_for(decoder.name, raw, exc, record_id_of(raw)))
 
 
 def batches(items: Iterator[Any], size: int) -> Iterator[list[Any]]:

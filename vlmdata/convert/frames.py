@@ -10,9 +10,13 @@ pixels. Values outside the target frame's range are clamped, and the caller coun
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from vlmdata.errors import RecordError
-from vlmdata.schemas.sample import Box, Frame
+from vlmdata.schemas.sample import Box, Boxes, Frame, Points, Sample, map_boxes, whole
+
+if TYPE_CHECKING:  # codec.py imports this module
+    from vlmdata.convert.codec import WriteContext
 
 Size = tuple[int, int]
 SizeLookup = Callable[[], Size]
@@ -21,8 +25,7 @@ _SCALE_FREE = {Frame.NORM1: 1.0, Frame.NORM1000: 1000.0, Frame.NORM999: 999.0}
 
 
 def _round_pixel(v: float) -> float:
-    r = round(v, 2)
-    return int(r) if r == int(r) else r
+    return whole(round(v, 2))
 
 
 def _to_pixel(v: float, axis_size: int, other: int, frame: Frame, resized: int | None) -> float:
@@ -126,8 +129,23 @@ def convert_box(box: Box, dst: Frame, size: SizeLookup, resized: Size | None = N
 def _pixel_to_norm1000(box: Box, size: Size) -> tuple[Box, int]:
     """The common case of convert_box (pixel boxes to InternVL/Qwen 0-1000), without the
     per-coordinate frame dispatch; same arithmetic: round(v / size * 1000), clamped to [0, 1000]."""
+    (x1, y1, x2, y2), clamped = pixel_corners_to_norm1000(box.x1, box.y1, box.x2, box.y2, size)  # type: ignore[arg-type]
+    return Box(x1, y1, x2, y2, Frame.NORM1000), clamped
+
+
+def pixel_corners_to_norm1000(
+    x1: float, y1: float, x2: float, y2: float, size: Size
+) -> tuple[tuple[int, int, int, int], int]:
+    """A pixel box's corners on 0-1000 (``round(v / size * 1000)``, clamped), and how many were
+    clamped: the one statement of this rule (convert_box and convert/fastpath.py use it)."""
     w, h = size
-    values = [round(box.x1 / w * 1000), round(box.y1 / h * 1000), round(box.x2 / w * 1000), round(box.y2 / h * 1000)]  # type: ignore[operator]
+    a1 = round(x1 / w * 1000)
+    b1 = round(y1 / h * 1000)
+    a2 = round(x2 / w * 1000)
+    b2 = round(y2 / h * 1000)
+    if 0 <= a1 <= 1000 and 0 <= b1 <= 1000 and 0 <= a2 <= 1000 and 0 <= b2 <= 1000:
+        return (a1, b1, a2, b2), 0
+    values = [a1, b1, a2, b2]
     clamped = 0
     for i, v in enumerate(values):
         if v < 0:
@@ -136,4 +154,11 @@ def _pixel_to_norm1000(box: Box, size: Size) -> tuple[Box, int]:
         elif v > 1000:
             values[i] = 1000
             clamped += 1
-    return Box(values[0], values[1], values[2], values[3], Frame.NORM1000), clamped
+    return (values[0], values[1], values[2], values[3]), clamped
+
+
+def part_in_frame(part: Boxes | Points, sample: Sample, ctx: WriteContext, frame: Frame) -> Boxes | Points:
+    """A Boxes/Points part of ``sample`` moved into ``frame`` by the writer's context (sizes from
+    the record or the image header, clamps counted, boxes noted for the write-time check)."""
+    index = part.image_index
+    return map_boxes(part, lambda b: ctx.box(sample, b, index, frame))

@@ -31,6 +31,8 @@ from vlmdata.schemas.sample import (
     Ref,
     Text,
     VideoSlot,
+    part_boxes,
+    whole,
 )
 
 MEDIA_TAGS = ("<image>", "<video>", "<audio>")
@@ -201,21 +203,17 @@ def parse_text(
 
 
 def _fmt(v: float) -> str:
-    if type(v) is int:
-        return str(v)
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    return str(v)
+    return str(v) if type(v) is int else str(whole(v))
 
 
 def render_internvl_boxes(part: Boxes | Points) -> str:
-    items = part.boxes if isinstance(part, Boxes) else part.points
+    items = part_boxes(part)
     inner = ", ".join(["[" + ", ".join([_fmt(v) for v in b.coords()]) + "]" for b in items])
     return f"<box>[{inner}]</box>"
 
 
 def render_qwen_boxes(part: Boxes | Points) -> str:
-    items = part.boxes if isinstance(part, Boxes) else part.points
+    items = part_boxes(part)
     out = []
     for b in items:
         c = [_fmt(v) for v in b.coords()]
@@ -229,7 +227,7 @@ def _llava_number(v: float) -> str:
 
 
 def render_llava_boxes(part: Boxes | Points) -> str:
-    items = part.boxes if isinstance(part, Boxes) else part.points
+    items = part_boxes(part)
     return ", ".join("[" + ", ".join(_llava_number(v) for v in b.coords()) + "]" for b in items)
 
 

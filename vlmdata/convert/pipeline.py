@@ -268,8 +268,8 @@ class Run:
     def serial(self, source: RecordSource) -> None:
         work = ConvertWork(self.job, source.tally)
         self.report.tally = work.tally
-        for batch in batches(source.items(), CHUNK_RECORDS):
-            out, rejected = work.run(batch)
+        for batch in batches(source.items(decode=False), CHUNK_RECORDS):
+            out, rejected = work.run(batch, source.decoder)
             self.writer.write_many(out)
             self.reject(rejected)
             self.done(len(batch))

@@ -50,14 +50,28 @@ from typing import Any
 from vlmdata.consumers.base import TO_FROM
 from vlmdata.consumers.qwen import mismatch_message
 from vlmdata.convert.codec import Codec, Layout, Options, ReadContext, WriteContext
-from vlmdata.convert.frames import convert_box
+from vlmdata.convert.frames import convert_box, part_in_frame
 from vlmdata.convert.grounding import render_parts
 from vlmdata.convert.placeholders import count_slots, slot_roles
 from vlmdata.convert.turns import apply_system_policy, read_turns
 from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.media.smart_resize import resized_size
 from vlmdata.schemas.qwen import QWEN_RECORD
-from vlmdata.schemas.sample import Box, Boxes, Frame, MediaRef, Message, Part, Points, Ref, Sample, Text
+from vlmdata.schemas.sample import (
+    Box,
+    Boxes,
+    Frame,
+    MediaRef,
+    Message,
+    Part,
+    Points,
+    Ref,
+    Sample,
+    Text,
+    map_boxes,
+    part_boxes,
+    whole,
+)
 
 SOURCE = "Qwen-VL fine-tuning"
 MODELS = ("qwen2-vl", "qwen2.5-vl", "qwen3-vl")
@@ -247,10 +261,6 @@ def parse_json_grounding(text: str, strict: bool = True) -> list[Part]:
     return out
 
 
-def _number(v: float) -> float:
-    return int(v) if isinstance(v, float) and v.is_integer() else v
-
-
 def render_json_answer(items: list[dict[str, Any]]) -> str:
     """The canonical JSON answer: Qwen's own layout (fence, one object per line after a tab)."""
     body = ",\n\t".join(json.dumps(item, ensure_ascii=False) for item in items)
@@ -292,8 +302,8 @@ def render_json_parts(parts: list[Part], convert: Callable[[Boxes | Points], Box
             else:
                 break
             group = convert(group) if convert is not None else group  # type: ignore[arg-type]
-            for b in group.boxes if isinstance(group, Boxes) else group.points:  # type: ignore[union-attr]
-                item: dict[str, Any] = {("point_2d" if b.is_point else "bbox_2d"): [_number(v) for v in b.coords()]}
+            for b in part_boxes(group):  # type: ignore[arg-type]
+                item: dict[str, Any] = {("point_2d" if b.is_point else "bbox_2d"): [whole(v) for v in b.coords()]}
                 if label is not None:
                     item["label"] = label
                 items.append(item)
@@ -385,10 +395,7 @@ def box_converter(sample: Sample, ctx: WriteContext) -> Callable[[Boxes | Points
     if ctx.options.qwen_model != RESIZED_MODEL:
 
         def to_norm1000(part: Boxes | Points) -> Boxes | Points:
-            index = part.image_index
-            if isinstance(part, Boxes):
-                return Boxes(tuple([ctx.box(sample, b, index, Frame.NORM1000) for b in part.boxes]), index)
-            return Points(tuple([ctx.box(sample, b, index, Frame.NORM1000) for b in part.points]), index)
+            return part_in_frame(part, sample, ctx, Frame.NORM1000)
 
         return to_norm1000
 
@@ -396,15 +403,16 @@ def box_converter(sample: Sample, ctx: WriteContext) -> Callable[[Boxes | Points
         index = part.image_index
         size = ctx.image_size(sample, index)
         resized = resized_of(sample.images[index], size, ctx.options)
-        items = part.boxes if isinstance(part, Boxes) else part.points
-        moved = []
-        for b in items:
+
+        def one(b: Box) -> Box:
             box, clamped = convert_box(b, Frame.PIXEL_RESIZED, lambda: size, resized=resized)
             ctx.tally.clamped += clamped
             ctx.note_box(box)
-            moved.append(box)
-        ctx.tally.frames[f"pixel_resized {resized[0]}x{resized[1]} (written)"] += len(moved)
-        return Boxes(tuple(moved), index) if isinstance(part, Boxes) else Points(tuple(moved), index)
+            return box
+
+        moved = map_boxes(part, one)
+        ctx.tally.frames[f"pixel_resized {resized[0]}x{resized[1]} (written)"] += len(part_boxes(moved))
+        return moved
 
     return to_resized
 

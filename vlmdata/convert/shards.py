@@ -33,6 +33,7 @@ from vlmdata.convert.engine import (
     Decoder,
     Item,
     RecordSource,
+    decode_item,
     record_id_of,
     rejection_for,
     to_items,
@@ -77,6 +78,8 @@ class ConvertWork:
         media_root = self.writer.media_root(options, job.in_root)
         self.checker = RecordChecker(job.dst_format, job.name, media_root, options, self.tally)
         self._decoder: Decoder | None = None
+        self._fast: Any = None
+        self._fast_decoder: Decoder | None = None
 
     @property
     def decoder(self) -> Decoder:
@@ -89,7 +92,24 @@ class ConvertWork:
             self._decoder = Decoder(get_codec(job.src_format), job.name, resolver, job.options, self.tally)
         return self._decoder
 
-    def run(self, items: Iterable[Item]) -> tuple[list[bytes], list[tuple[Rejection, Raw]]]:
+    def fast_for(self, decoder: Decoder) -> Any:
+        """The direct converter for this pair and options (``vlmdata/convert/fastpath.py``), or None.
+        It declines every record it cannot convert to exactly the bytes of the full path."""
+        if self._fast_decoder is not decoder:
+            from vlmdata.convert.fastpath import fast_converter
+
+            job = self.job
+            self._fast = fast_converter(job.src_format, job.dst_format, decoder.ctx, self.wctx, self.checker)
+            self._fast_decoder = decoder
+        return self._fast
+
+    def run(
+        self, items: Iterable[Item], decoder: Decoder | None = None
+    ) -> tuple[list[bytes], list[tuple[Rejection, Raw]]]:
+        """Convert ``items``; an item not decoded yet goes to the fast path first, then to
+        ``decoder`` (the source's, or this work's own for shipped chunks)."""
+        decoder = decoder or self.decoder
+        fast = self.fast_for(decoder)
         out: list[bytes] = []
         rejected: list[tuple[Rejection, Raw]] = []
         dumps = orjson.dumps
@@ -99,10 +119,21 @@ class ConvertWork:
         name = self.job.name
         for item in items:
             raw, sample = item.raw, item.sample
-            if sample is None:
-                assert item.rejection is not None
+            if item.rejection is not None:
                 rejected.append((item.rejection, raw))
                 continue
+            if sample is None:
+                if fast is not None and type(raw.payload) is bytes:
+                    data = fast(raw.payload)
+                    if data is not None:
+                        out.append(data)
+                        continue
+                item = decode_item(raw, decoder)
+                if item.rejection is not None:
+                    rejected.append((item.rejection, raw))
+                    continue
+                sample = item.sample
+                assert sample is not None
             try:
                 before(sample)
                 wctx.written_boxes = boxes = []
@@ -181,13 +212,13 @@ def convert_range(
             if bracket:
                 f.write(b"[\n")
             batch: list[Item] = []
-            for item in source.items():
+            for item in source.items(decode=False):
                 batch.append(item)
                 if len(batch) >= CHUNK_RECORDS:
-                    written += _write_part(f, work.run(batch), rejected, sep, written)
+                    written += _write_part(f, work.run(batch, source.decoder), rejected, sep, written)
                     batch = []
             if batch:
-                written += _write_part(f, work.run(batch), rejected, sep, written)
+                written += _write_part(f, work.run(batch, source.decoder), rejected, sep, written)
             if bracket:
                 f.write(b"\n]\n" if written else b"]\n")  # "[\n]\n" when empty, as RecordWriter
             f.flush()
@@ -283,12 +314,12 @@ def _picklable(payload: Any) -> Any:
 
 
 def run_chunk_task(packed: Packed) -> tuple[list[bytes], list[tuple[Rejection, Raw]], Tally, int]:
-    """Decode (through the engine's ``to_items``) and convert one shipped chunk."""
+    """Convert one shipped chunk (decoded by the engine's ``decode_item`` where the fast path declines)."""
     assert _WORK is not None
     payloads, lines, first = packed
     if isinstance(payloads, bytes):
         payloads = pickle.loads(payloads)
     chunk = [Raw(p, line, first + k) for k, (p, line) in enumerate(zip(payloads, lines, strict=True))]
     _WORK.tally.__init__()  # type: ignore[misc]
-    out, rejected = _WORK.run(to_items(chunk, _WORK.decoder))
+    out, rejected = _WORK.run(to_items(chunk, None))
     return out, rejected, _WORK.tally, len(chunk)

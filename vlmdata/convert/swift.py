@@ -21,7 +21,7 @@ from vlmdata.convert.grounding import Counters, parse_text
 from vlmdata.convert.placeholders import extract_img_tags, reconcile
 from vlmdata.errors import RecordError
 from vlmdata.media.video import is_frame_folder, list_frames
-from vlmdata.schemas.sample import Box, Frame, MediaRef, Message, Part, Sample
+from vlmdata.schemas.sample import Box, Frame, MediaRef, Message, Part, Sample, part_boxes, whole
 from vlmdata.schemas.swift import SWIFT_RECORD
 
 ROLES = ROLE_ALIASES
@@ -268,7 +268,7 @@ class ObjectsBuilder(swift_objects.PlaceholderRenderer):
             b.frame
             for _m, _i, p in swift_objects.grounding_parts(sample)
             if p.type != "ref"
-            for b in (p.boxes if p.type == "boxes" else p.points)  # type: ignore[union-attr]
+            for b in part_boxes(p)  # type: ignore[arg-type]
         }
         self.frame = Frame.PIXEL if frames <= {Frame.PIXEL} else Frame.NORM1
         self.refs: list[str] = []
@@ -284,7 +284,7 @@ class ObjectsBuilder(swift_objects.PlaceholderRenderer):
         self.used = True
         for b in boxes:
             box = self.ctx.box(self.sample, b, image_index, self.frame)
-            self.bboxes.append([_num(v) for v in box.coords()])
+            self.bboxes.append([whole(v) for v in box.coords()])
             self.image_ids.append(image_index)
         return "<bbox>" * len(boxes)
 
@@ -295,7 +295,3 @@ class ObjectsBuilder(swift_objects.PlaceholderRenderer):
         if any(self.image_ids):
             obj["image_id"] = self.image_ids
         return obj
-
-
-def _num(v: float) -> float:
-    return int(v) if isinstance(v, float) and v.is_integer() else v

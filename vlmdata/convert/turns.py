@@ -8,6 +8,7 @@ from typing import Any
 
 from vlmdata.consumers.base import FROM_ROLES, TO_FROM
 from vlmdata.convert.codec import WriteContext
+from vlmdata.convert.frames import part_in_frame
 from vlmdata.convert.grounding import Counters, parse_text, render_parts
 from vlmdata.errors import RecordError
 from vlmdata.schemas.sample import Boxes, Frame, Message, Part, Points, Sample, Text
@@ -55,7 +56,7 @@ def write_turns(sample: Sample, ctx: WriteContext, syntax: str, frame: Frame, *,
     """Render every message as a {from, value} turn, boxes moved into ``frame``."""
 
     def convert(part: Boxes | Points) -> Boxes | Points:
-        return _in_frame(part, sample, ctx, frame)  # type: ignore[return-value]
+        return part_in_frame(part, sample, ctx, frame)
 
     out = []
     for k, m in enumerate(sample.messages):
@@ -70,14 +71,6 @@ def write_turns(sample: Sample, ctx: WriteContext, syntax: str, frame: Frame, *,
             turn.update(m.extra)
         out.append(turn)
     return out
-
-
-def _in_frame(part: Part, sample: Sample, ctx: WriteContext, frame: Frame) -> Part:
-    if isinstance(part, Boxes):
-        return Boxes(tuple([ctx.box(sample, b, part.image_index, frame) for b in part.boxes]), part.image_index)
-    if isinstance(part, Points):
-        return Points(tuple([ctx.box(sample, b, part.image_index, frame) for b in part.points]), part.image_index)
-    return part
 
 
 def apply_system_policy(sample: Sample, ctx: WriteContext, source: str) -> Sample:

@@ -9,6 +9,7 @@ is what untrusted input (``Sample.from_dict``, JSON dumps of samples) goes throu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Annotated, Any, Literal
@@ -16,6 +17,13 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, TypeAdapter
 
 from vlmdata.errors import RecordError
+
+
+def whole(v: float) -> float:
+    """A whole float as an int (``3.0`` -> ``3``), anything else as it is: box numbers are written
+    as the sources write them, ``[1, 2, 3, 4]`` not ``[1.0, 2.0, 3.0, 4.0]``. The one copy of this rule."""
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+
 
 COORD_LIMIT = 1e9  # |coordinate| in any frame; beyond it the frame arithmetic overflows or loses precision
 _NUMBER = (int, float)  # exact types: bool is not a coordinate
@@ -133,6 +141,19 @@ class Points:
     points: tuple[Box, ...]
     image_index: int = 0
     type: Literal["points"] = "points"
+
+
+def part_boxes(part: Boxes | Points) -> tuple[Box, ...]:
+    """The boxes of a Boxes part or the points of a Points part."""
+    return part.boxes if part.type == "boxes" else part.points  # type: ignore[union-attr]
+
+
+def map_boxes(part: Boxes | Points, convert: Callable[[Box], Box]) -> Boxes | Points:
+    """``part`` (same kind, same image) with every box or point passed through ``convert``, in
+    order: the one loop every frame conversion of a Sample's parts goes through."""
+    if part.type == "boxes":
+        return Boxes(tuple([convert(b) for b in part.boxes]), part.image_index)  # type: ignore[union-attr]
+    return Points(tuple([convert(b) for b in part.points]), part.image_index)  # type: ignore[union-attr]
 
 
 Part = Annotated[

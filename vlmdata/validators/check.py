@@ -21,9 +21,10 @@ from vlmdata.convert.io import Raw
 from vlmdata.convert.registry import get_codec
 from vlmdata.errors import RecordError
 from vlmdata.media.paths import PathResolver, is_remote
-from vlmdata.schemas.sample import Box, Boxes, Message, Points, Sample
+from vlmdata.schemas.sample import Box, Boxes, Message, Sample, map_boxes
 from vlmdata.validators.context import ValidationContext
 from vlmdata.validators.registry import Rule, selected
+from vlmdata.validators.rules.grounding import LIMITS
 from vlmdata.validators.view import RecordView, build_view
 
 # Record rules that need a whole file (duplicate ids) or a model (token budgets) say nothing here.
@@ -58,6 +59,10 @@ SHAPES_KEPT = 4096
 EXACT_KEYS = frozenset({"role", "from", "type"})  # role names and block types: kept as they are
 PATH_KEYS = frozenset({"image", "images", "video", "videos", "audio", "audios", "path", "url", "image_url"})
 _MARKUP = re.compile(r"<[^<>\s]{1,40}>\n?")
+# The box rules ``plain_boxes`` stands in for: VD201 (reversed) and VD202 (out of range) read only the
+# boxes; VD204 and VD206 look at ms-swift objects and say nothing for any other target.
+QUICK_BOX_RULES = frozenset({"VD201", "VD202", "VD204", "VD206"})
+MESSAGE_LISTS = ("messages", "conversations", "conversation")  # the lists build_view reads turns from
 
 
 def shape_of(value: Any, key: str = "") -> Any:
@@ -69,12 +74,32 @@ def shape_of(value: Any, key: str = "") -> Any:
     tags and its emptiness, paths to (empty?, URL?, folder?), numbers to their type: two records with one
     shape get one verdict. Only clean verdicts are kept; a record whose shape has not passed yet is
     checked in full (so a message always names the record's own turns).
+
+    Loops instead of comprehensions and strings inlined: this runs once per written record.
     """
     t = type(value)
     if t is dict:
-        return tuple([(k, _str_shape(v, k) if type(v) is str else shape_of(v, k)) for k, v in value.items()])
+        out: list[Any] = []
+        for k, v in value.items():
+            tv = type(v)
+            if tv is str:
+                out.append((k, _str_shape(v, k)))
+            elif tv is dict or tv is list:
+                out.append((k, shape_of(v, k)))
+            else:
+                out.append((k, tv))
+        return tuple(out)
     if t is list:
-        return (list, *[_str_shape(v, key) if type(v) is str else shape_of(v, key) for v in value])
+        items: list[Any] = [list]
+        for v in value:
+            tv = type(v)
+            if tv is str:
+                items.append(_str_shape(v, key))
+            elif tv is dict or tv is list:
+                items.append(shape_of(v, key))
+            else:
+                items.append(tv)
+        return tuple(items)
     if t is str:
         return _str_shape(value, key)
     return t
@@ -124,9 +149,15 @@ def swap_reversed(sample: Sample) -> int:
 class RecordChecker:
     """Reads written records of format ``fmt`` back as its consumer does and runs the record rules."""
 
+    # The structure key and its piece for one string, for a writer that builds the key as it goes
+    # (convert/fastpath.py, which may not import this module): one definition of both.
+    structure_key = staticmethod(shape_of)
+    string_shape = staticmethod(_str_shape)
+
     def __init__(self, fmt: str, name: str, out_root: str, options: Options, tally: Tally | None = None) -> None:
         # an input-only format (COCO) has no consumer: its writer refuses every record itself
         self.target = CONSUMER_OF_FORMAT.get(fmt, "swift")
+        self.consumer = get_consumer(self.target)
         self.swap = options.fix_boxes == "swap"
         self.tally = tally if tally is not None else Tally()
         self.fmt = fmt
@@ -150,6 +181,7 @@ class RecordChecker:
         self.clean: set[Any] = set()  # shapes of records that passed every rule
         self.box_rules = [r for r in self.rules if r.check.__module__.endswith(".rules.grounding")]
         self.exact_boxes = fmt != "llava"  # LLaVA prints 2 decimals: its boxes are checked as read back
+        self.quick_boxes = self.target != "swift" and {r.code for r in self.box_rules} == QUICK_BOX_RULES
 
     def before_write(self, sample: Sample) -> None:
         """VD108 on the source sample: text the target would read as tags or markup; and, with
@@ -159,6 +191,8 @@ class RecordChecker:
             if swapped:
                 self.tally.swapped_boxes += swapped
                 self.tally.note(sample.origin, f"swapped the corners of {swapped} reversed box(es)")
+        if not literal_markup(sample, self.consumer):  # the common case, without building the finding
+            return
         hit = markup_hit(sample, self.target)
         if hit is not None:
             raise RecordError(f"VD108 {format_hit(self.markup_rule, hit)}")
@@ -179,8 +213,11 @@ class RecordChecker:
         if sample is not None and key in self.clean:
             if not grounded:
                 return
-            if self.exact_boxes and boxes is not None and self._boxes_only(record, raw, sample, boxes):
-                return
+            if self.exact_boxes and boxes is not None:
+                if self.quick_boxes and plain_boxes(record, sample, boxes):
+                    return
+                if self._boxes_only(record, raw, sample, boxes):
+                    return
         view: RecordView = build_view(record, self.name, raw.line, raw.index, self.fmt)
         try:  # read back: boxes in the target's frame, and the target reader's own refusals (VD002)
             view.sample = self.decoder.decode(Raw(record, raw.line, raw.index))
@@ -211,6 +248,43 @@ class RecordChecker:
                 raise RecordError(f"{rule.code} {format_hit(rule, hit)}", CONVERT_FIXES.get(rule.code, ""))
 
 
+def plain_boxes(record: dict[str, Any], sample: Sample, boxes: list[Box]) -> bool:
+    """True when ``_boxes_only`` would place ``boxes`` and the box rules would find nothing: every
+    box in a bounded frame (0-1000, 0-1, ...), inside it, corners in order. No view is built, no
+    Sample copied; anything else (pixel frames, a count that differs, a bad box) says False and the
+    record takes the full box check, which words the finding."""
+    turns = None
+    for k in MESSAGE_LISTS:
+        turns = record.get(k)
+        if isinstance(turns, list):
+            break
+    else:
+        return False
+    if len(turns) != len(sample.messages):
+        return False
+    n = 0
+    for m in sample.messages:
+        for p in m.parts:
+            t = p.type
+            if t == "boxes":
+                n += len(p.boxes)  # type: ignore[union-attr]
+            elif t == "points":
+                n += len(p.points)  # type: ignore[union-attr]
+    if n != len(boxes):
+        return False
+    for b in boxes:
+        hi = LIMITS.get(b.frame)
+        if hi is None:
+            return False
+        x2, y2 = b.x2, b.y2
+        if x2 is None or y2 is None:
+            if x2 is not None or y2 is not None or not (0 <= b.x1 <= hi and 0 <= b.y1 <= hi):
+                return False
+        elif not (0 <= b.x1 < x2 <= hi and 0 <= b.y1 < y2 <= hi):
+            return False
+    return True
+
+
 def with_boxes(sample: Sample, boxes: list[Box]) -> Sample | None:
     """``sample`` with its boxes and points replaced, in order, by ``boxes`` (None when the counts differ)."""
     it = iter(boxes)
@@ -219,10 +293,8 @@ def with_boxes(sample: Sample, boxes: list[Box]) -> Sample | None:
         for m in sample.messages:
             parts = list(m.parts)
             for k, p in enumerate(parts):
-                if p.type == "boxes":
-                    parts[k] = Boxes(tuple([next(it) for _ in p.boxes]), p.image_index)  # type: ignore[union-attr]
-                elif p.type == "points":
-                    parts[k] = Points(tuple([next(it) for _ in p.points]), p.image_index)  # type: ignore[union-attr]
+                if p.type == "boxes" or p.type == "points":
+                    parts[k] = map_boxes(p, lambda _b: next(it))  # type: ignore[arg-type]
             messages.append(Message(m.role, parts, m.extra))
     except StopIteration:
         return None

@@ -93,3 +93,33 @@ def test_validate_offers_every_budget_model_including_qwen3():
 
     (model,) = [p for p in validate_command.params if p.name == "model"]
     assert "qwen3-vl" in model.type.choices and "llava-1.5" in model.type.choices
+
+
+def test_the_qwen_token_syntax_has_one_name_and_its_alias(tmp_path: Path):
+    """--qwen-boxes tokens and --qwen-boxes qwen write the same <|box_start|> tokens (qwen is the
+    grounding module's name, tokens the flag's older value); train's box syntax maps the same way."""
+    from vlmdata.convert.grounding import RENDER_BOXES, syntax_name
+    from vlmdata.train.families import FAMILIES
+
+    assert syntax_name("tokens") == syntax_name("qwen") == "qwen" and "qwen" in RENDER_BOXES
+    assert FAMILIES["qwen2_vl"].box_syntax == "qwen"
+    row = {
+        "id": "a",
+        "messages": [
+            {"role": "user", "content": "<image>where?"},
+            {"role": "assistant", "content": "<ref-object><bbox>"},
+        ],
+        "images": ["a.png"],
+        "objects": {"ref": ["cat"], "bbox": [[20, 10, 100, 60]]},
+    }
+    from .conftest import make_image
+
+    make_image(tmp_path / "a.png", (200, 100))
+    (tmp_path / "in.jsonl").write_text(json.dumps(row) + "\n")
+    outs = []
+    for name in ("tokens", "qwen"):
+        out = tmp_path / f"{name}.json"
+        vlmdata.convert(str(tmp_path / "in.jsonl"), str(out), to="qwen", root=str(tmp_path), qwen_boxes=name)
+        outs.append(json.loads(out.read_text()))
+    assert outs[0] == outs[1]
+    assert "<|box_start|>(100,100),(500,600)<|box_end|>" in outs[0][0]["conversations"][1]["value"]

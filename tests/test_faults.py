@@ -319,7 +319,7 @@ def test_rewritten_files_keep_their_mode(tmp_path: Path, umask):
 def test_internal_error_has_its_own_status_and_a_log(tmp_path: Path, monkeypatch):
     from vlmdata.convert import shards
 
-    def boom(self, chunk):
+    def boom(self, *args):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(shards.ConvertWork, "run", boom)

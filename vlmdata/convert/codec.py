@@ -174,9 +174,9 @@ class Options:
         "Qwen input/output box frame: qwen2-vl and qwen3-vl 0-1000 of the image; qwen2.5-vl absolute pixels "
         "of the smart-resized image (set --max-pixels/--min-pixels to the training values).",
     )
-    qwen_boxes: Literal["tokens", "json"] = opt(
+    qwen_boxes: Literal["tokens", "qwen", "json"] = opt(
         "tokens",
-        "Qwen output box syntax: <|box_start|>(x1,y1),(x2,y2)<|box_end|> tokens, or a ```json "
+        "Qwen output box syntax: <|box_start|>(x1,y1),(x2,y2)<|box_end|> tokens (also called qwen), or a ```json "
         '[{"bbox_2d": [..], "label": ".."}] answer. Input reads both.',
     )
     # Qwen2.5-VL smart_resize max_pixels (qwen-vl-utils MAX_PIXELS, docs/frames.md#smart_resize)

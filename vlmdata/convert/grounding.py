@@ -231,6 +231,17 @@ def render_llava_boxes(part: Boxes | Points) -> str:
     return ", ".join("[" + ", ".join(_llava_number(v) for v in b.coords()) + "]" for b in items)
 
 
+# Grounding syntaxes by one name each: "qwen" is Qwen2-VL's <|box_start|> tokens ("tokens" on the
+# command line of --qwen-boxes and train's --box-syntax, where it is an alias), "internvl" is
+# <ref>/<box>, "llava" bare fractions, "json" Qwen2.5/3-VL's [{"bbox_2d": ...}] answers.
+SYNTAX_ALIASES = {"tokens": "qwen"}
+
+
+def syntax_name(value: str) -> str:
+    """The one internal name of a grounding syntax given by a user ("tokens" -> "qwen")."""
+    return SYNTAX_ALIASES.get(value, value)
+
+
 RENDER_REF = {
     "internvl": lambda t: f"<ref>{t}</ref>",
     "qwen": lambda t: f"<|object_ref_start|>{t}<|object_ref_end|>",

@@ -31,6 +31,7 @@ from typing import Any
 
 from vlmdata.consumers.base import MEDIA_BLOCKS
 from vlmdata.convert.codec import Codec, Layout, Options, ReadContext, WriteContext
+from vlmdata.convert.frames import part_in_frame
 from vlmdata.convert.grounding import Counters, parse_text, render_parts
 from vlmdata.convert.parquet import ParquetWriter, is_parquet, read_parquet, shards_of
 from vlmdata.errors import RecordError, VlmdataError
@@ -412,11 +413,7 @@ class _MessageWriter:
         self.videos: list[str] = []
 
     def _in_frame(self, part: Boxes | Points) -> Boxes | Points:
-        box = self.ctx.box
-        s = self.sample
-        if isinstance(part, Boxes):
-            return Boxes(tuple([box(s, b, part.image_index, Frame.NORM1000) for b in part.boxes]), part.image_index)
-        return Points(tuple([box(s, b, part.image_index, Frame.NORM1000) for b in part.points]), part.image_index)
+        return part_in_frame(part, self.sample, self.ctx, Frame.NORM1000)
 
     def message(self, m: Message, k: int) -> dict[str, Any]:
         role = ROLES_OUT.get(m.role)

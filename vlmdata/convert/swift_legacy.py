@@ -26,7 +26,7 @@ from vlmdata.convert.swift import (
 )
 from vlmdata.convert.swift_objects import LEGACY_NAMES, PlaceholderRenderer
 from vlmdata.errors import RecordError
-from vlmdata.schemas.sample import Box, Frame, Message, Sample
+from vlmdata.schemas.sample import Box, Frame, Message, Sample, whole
 from vlmdata.schemas.swift import SWIFT_LEGACY_RECORD
 
 
@@ -159,7 +159,7 @@ class LegacyObjects(PlaceholderRenderer):
         out, clamped = convert_box(box, frame, lambda: self.ctx.image_size(self.sample, image_index))
         self.ctx.tally.clamped += clamped
         self.ctx.note_box(out)
-        return [int(v) if isinstance(v, float) and v.is_integer() else v for v in out.coords()]
+        return [whole(v) for v in out.coords()]
 
     def finish(self) -> list[dict[str, Any]]:
         """Every object needs a bbox; a ref whose index has none borrows its referent's box.

@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import os
 import re
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -79,7 +80,7 @@ def in_flight_limit(ray: Any) -> int:
 def ordered(ray: Any, fn: Callable[..., Any], calls: Iterable[tuple[Any, ...]], limit: int) -> Iterator[Any]:
     """``fn(*args)`` for each of ``calls`` as Ray tasks, results yielded in the calls' order, at most
     ``limit`` submitted and not yet yielded. A failed task raises here at once (its own error when
-    the user can fix it); the tasks still running are cancelled."""
+    the user can fix it); the tasks still running are waited for (``_settle``)."""
     remote = ray.remote(num_cpus=1)(fn)
     pending: dict[Any, int] = {}
     finished: dict[int, Any] = {}
@@ -105,9 +106,22 @@ def ordered(ray: Any, fn: Callable[..., Any], calls: Iterable[tuple[Any, ...]], 
             for ref in ready:
                 finished[pending.pop(ref)] = _get(ray, ref)
     finally:
-        for ref in pending:
-            with contextlib.suppress(Exception):
+        if pending:
+            _settle(ray, list(pending))
+
+
+def _settle(ray: Any, refs: list[Any]) -> None:
+    """Tasks still running when a run fails: waited for (at most ``limit`` of them) so that none
+    writes into a part file after the run removed it. Cancelling them instead crashed the driver
+    (Ray 2.60 ``task_manager.cc`` "Tried to complete task that was not pending" when a cancelled
+    task's reply arrived); they are cancelled only when the user interrupts the run."""
+    interrupted = isinstance(sys.exc_info()[1], KeyboardInterrupt | SystemExit)
+    for ref in refs:
+        with contextlib.suppress(Exception):
+            if interrupted:
                 ray.cancel(ref)
+            else:
+                ray.wait([ref], num_returns=1)
 
 
 def _get(ray: Any, ref: Any) -> Any:

@@ -46,7 +46,7 @@ class TrainConfig(BaseModel):
     chat_template: Literal["builtin", "model"] = Field(
         "builtin", description="builtin: the family's template with generation spans; model: the checkpoint's own"
     )
-    box_syntax: str | None = Field(None, description="grounding syntax override: internvl, tokens, json, llava")
+    box_syntax: str | None = Field(None, description="grounding syntax: internvl, qwen (or tokens), json, llava")
     min_pixels: int | None = Field(None, ge=1, description="Qwen image processor min pixels")
     max_pixels: int | None = Field(None, ge=1, description="Qwen image processor max pixels")
     # optimisation

@@ -31,7 +31,7 @@ DEFAULT_LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_p
 class Family:
     name: str
     model_types: tuple[str, ...]
-    box_syntax: str  # internvl | tokens | json | llava
+    box_syntax: str  # internvl | qwen | json | llava (vlmdata/convert/grounding.py names)
     box_frame: Frame
 
     def part_of(self, parameter: str) -> str:
@@ -49,13 +49,13 @@ FAMILIES = {
     f.name: f
     for f in (
         Family("internvl", ("internvl",), "internvl", Frame.NORM1000),
-        Family("qwen2_vl", ("qwen2_vl",), "tokens", Frame.NORM1000),
+        Family("qwen2_vl", ("qwen2_vl",), "qwen", Frame.NORM1000),
         Family("qwen2_5_vl", ("qwen2_5_vl",), "json", Frame.PIXEL_RESIZED),
         Family("qwen3_vl", ("qwen3_vl", "qwen3_vl_moe"), "json", Frame.NORM1000),
         Family("llava", ("llava",), "llava", Frame.NORM1),
     )
 }
-BOX_SYNTAXES = ("internvl", "tokens", "json", "llava")
+BOX_SYNTAXES = ("internvl", "qwen", "tokens", "json", "llava")  # "tokens": the alias of "qwen" (grounding.py)
 
 
 def detect_family(model_dir: str) -> Family:

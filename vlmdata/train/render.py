@@ -17,14 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vlmdata.convert.frames import convert_box
-from vlmdata.convert.grounding import render_parts
+from vlmdata.convert.grounding import render_parts, syntax_name
 from vlmdata.convert.qwen import render_json_parts
 from vlmdata.errors import RecordError
-from vlmdata.schemas.sample import Box, Boxes, Frame, Part, Points, Sample
+from vlmdata.schemas.sample import Box, Boxes, Frame, Part, Points, Sample, map_boxes
 from vlmdata.train.families import Family
 
 _ROLES = {"system": "system", "user": "user", "assistant": "assistant"}
-_SYNTAX = {"internvl": "internvl", "tokens": "qwen", "llava": "llava"}
 
 
 @dataclass
@@ -102,7 +101,7 @@ class Renderer:
         if self.box_syntax == "json":
             text = render_json_parts(run, convert)
         else:
-            text = render_parts(run, _SYNTAX[self.box_syntax], convert)
+            text = render_parts(run, syntax_name(self.box_syntax), convert)
         if text:
             content.append({"type": "text", "text": text})
 
@@ -124,8 +123,6 @@ class Renderer:
                 out.clamped += clamped
                 return converted
 
-            if isinstance(part, Boxes):
-                return Boxes(tuple(one(b) for b in part.boxes), part.image_index)
-            return Points(tuple(one(b) for b in part.points), part.image_index)
+            return map_boxes(part, one)
 
         return convert

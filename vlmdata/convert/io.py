@@ -274,6 +274,22 @@ def read_raw(path: str) -> tuple[str, Iterator[Raw], BinaryIO]:
     return "json", iter_json_values(reader, in_list=layout == "json"), stream
 
 
+SMALL_JSON = 10_000_000  # side files (meta JSON, dataset_info.json) are read whole up to this size
+
+
+def small_json_object(path: str) -> dict[str, Any] | None:
+    """A side file's JSON object (an InternVL meta file, a dataset_info.json), or None when the file
+    is larger than SMALL_JSON, unreadable, not JSON or not a non-empty object."""
+    try:
+        if os.path.getsize(path) > SMALL_JSON:
+            return None
+        with open(path, "rb") as f:
+            data = orjson.loads(f.read())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) and data else None
+
+
 class RangeRecords:
     """The records of bytes ``[start, end)`` of a JSONL file, which start and end on line boundaries
     (a shard, see ``vlmdata/convert/shards.py``). Lines are numbered from 1 within the range and

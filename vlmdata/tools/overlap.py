@@ -26,6 +26,7 @@ import orjson
 
 from vlmdata.convert.codec import Options
 from vlmdata.convert.engine import RecordSource, describe_rejection
+from vlmdata.convert.io import small_json_object
 from vlmdata.errors import VlmdataError
 from vlmdata.media.phash import ImageHasher, require_hashing
 from vlmdata.schemas.sample import Ref, Sample, Text, where
@@ -77,17 +78,9 @@ def is_dataset_info(path: str) -> bool:
         return False
     if os.path.basename(path) == "dataset_info.json":
         return True
-    if os.path.getsize(path) > 10_000_000:
-        return False
-    try:
-        with open(path, "rb") as f:
-            data = orjson.loads(f.read())
-    except (OSError, orjson.JSONDecodeError):
-        return False
-    return (
-        isinstance(data, dict)
-        and bool(data)
-        and all(isinstance(v, dict) and "file_name" in v and "annotation" not in v for v in data.values())
+    data = small_json_object(path)
+    return data is not None and all(
+        isinstance(v, dict) and "file_name" in v and "annotation" not in v for v in data.values()
     )
 
 

@@ -18,7 +18,7 @@ import orjson
 
 from vlmdata.convert.codec import Options
 from vlmdata.convert.engine import DATA_ERRORS, Decoder, Item, RecordSource, batches, describe_error
-from vlmdata.convert.io import Raw
+from vlmdata.convert.io import SMALL_JSON, Raw, small_json_object
 from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.media.inspect import MediaInspector
 from vlmdata.media.paths import PathResolver
@@ -87,16 +87,9 @@ def is_internvl_meta(path: str) -> bool:
     """A JSON object of entries, one at least with an InternVL key such as ``annotation``
     (docs/formats.md#internvl-meta);
     entries that lack a required key are still meta entries (the VD4 rules report them)."""
-    if not path.endswith(".json") or os.path.getsize(path) > 10_000_000:
-        return False
-    try:
-        with open(path, "rb") as f:
-            data = orjson.loads(f.read())
-    except (OSError, orjson.JSONDecodeError):
-        return False
+    data = small_json_object(path) if path.endswith(".json") else None
     return (
-        isinstance(data, dict)
-        and bool(data)
+        data is not None
         and all(isinstance(v, dict) for v in data.values())
         and any(k in v for v in data.values() for k in META_KEYS)
     )
@@ -104,7 +97,7 @@ def is_internvl_meta(path: str) -> bool:
 
 def is_broken_meta(path: str) -> bool:
     """A .json file that is not valid JSON but reads like an InternVL meta file (an object naming annotations)."""
-    if not path.endswith(".json") or os.path.getsize(path) > 10_000_000:
+    if not path.endswith(".json") or os.path.getsize(path) > SMALL_JSON:
         return False
     try:
         with open(path, "rb") as f:

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 import vlmdata
 from vlmdata.cli import main
 from vlmdata.convert.frames import convert_box
+from vlmdata.convert.grounding_json import parse_json_grounding, render_json_parts
 from vlmdata.convert.placeholders import count_slots
-from vlmdata.convert.qwen import parse_json_grounding, render_json_parts
 from vlmdata.convert.registry import get_codec
 from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.media.smart_resize import (

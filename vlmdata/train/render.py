@@ -18,7 +18,7 @@ from typing import Any
 
 from vlmdata.convert.frames import convert_box
 from vlmdata.convert.grounding import render_parts, syntax_name
-from vlmdata.convert.qwen import render_json_parts
+from vlmdata.convert.grounding_json import render_json_parts
 from vlmdata.errors import RecordError
 from vlmdata.schemas.sample import Box, Boxes, Frame, Part, Points, Sample, map_boxes
 from vlmdata.train.families import Family

@@ -45,7 +45,7 @@ from vlmdata.media.paths import PathResolver
 
 CHUNK_RECORDS = 2000  # records per chunk shipped to a worker
 MIN_SHARD_BYTES = 1 << 20
-MAX_SHARD_BYTES = 64 << 20
+MAX_SHARD_BYTES = 16 << 20  # bounds a worker's memory (it reads its range whole) and the tail imbalance
 SHARDS_PER_WORKER = 8  # enough pieces that a slow one does not leave the other workers idle
 
 

@@ -42,11 +42,11 @@ naming it) and every box carries its (W', H'), counted in the report's frames.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, get_args
 
 from vlmdata.consumers.base import TO_FROM
 from vlmdata.consumers.qwen import mismatch_message
-from vlmdata.convert.codec import Codec, Layout, Options, ReadContext, WriteContext
+from vlmdata.convert.codec import Codec, Layout, Options, QwenModel, ReadContext, WriteContext
 from vlmdata.convert.frames import convert_box, part_in_frame
 from vlmdata.convert.grounding import render_parts
 from vlmdata.convert.grounding_json import JSON_HINTS, parse_json_grounding, render_json_parts
@@ -70,7 +70,7 @@ from vlmdata.schemas.sample import (
 )
 
 SOURCE = "Qwen-VL fine-tuning"
-MODELS = ("qwen2-vl", "qwen2.5-vl", "qwen3-vl")
+FRAME_MODELS = get_args(QwenModel)  # the box frames --qwen-model names (declared with the option)
 RESIZED_MODEL = "qwen2.5-vl"
 QWEN_FRAME_OPTIONS = frozenset({"qwen_model", "max_pixels", "min_pixels", "image_max_pixels"})
 BOX_SYNTAXES = ("tokens", "qwen", "json")  # "tokens" and "qwen" name one syntax (grounding.syntax_name)
@@ -79,8 +79,8 @@ _TOKEN_HINTS = ("<|box_start|>", "<|object_ref_start|>", *JSON_HINTS)
 
 def check_settings(options: Options) -> None:
     """Refuse impossible Qwen options for the whole run (a usage error, not a record's fault)."""
-    if options.qwen_model not in MODELS:
-        raise VlmdataError(f"--qwen-model must be one of {', '.join(MODELS)}, not {options.qwen_model!r}")
+    if options.qwen_model not in FRAME_MODELS:
+        raise VlmdataError(f"--qwen-model must be one of {', '.join(FRAME_MODELS)}, not {options.qwen_model!r}")
     if options.qwen_boxes not in BOX_SYNTAXES:
         raise VlmdataError(f"--qwen-boxes must be one of {', '.join(BOX_SYNTAXES)}, not {options.qwen_boxes!r}")
     if options.min_pixels < 1 or options.max_pixels < options.min_pixels:

@@ -68,3 +68,17 @@ def test_the_cache_is_used(media_root: Path, tmp_path: Path, monkeypatch):
     monkeypatch.setattr(engine.Runner, "_shape_key", spy)
     vlmdata.validate(str(src), from_format="internvl", target="internvl", root=str(media_root))
     assert calls == [False, True, True, True, True]
+
+
+def test_an_url_after_a_clean_non_url_remote_path_is_still_flagged(tmp_path: Path):
+    """s3:// and http:// are both remote, but only http(s) is what VD109 refuses: the shape tells them apart."""
+    import json
+
+    rows = [
+        {"conversations": [{"from": "human", "value": "<image>hi"}, {"from": "gpt", "value": "x"}], "images": [url]}
+        for url in ("s3://bucket/a.jpg", "http://host/a.jpg")
+    ]
+    src = tmp_path / "a.json"
+    src.write_text(json.dumps(rows))
+    report = vlmdata.validate(str(src), target="llamafactory", from_format="sharegpt", select=["VD1"])
+    assert [(f.code, f.index) for f in report.findings] == [("VD109", 1)]

@@ -17,6 +17,11 @@ _SEP_DOT = os.sep + "."  # "/./", "/../", "/.." or a dot-file: not known to be n
 _SEP_SEP = os.sep + os.sep
 
 
+def is_url(path: str) -> bool:
+    """An http(s) URL: what a loader must fetch (the consumers that cannot fetch refuse it, VD109)."""
+    return path.startswith(("http://", "https://"))
+
+
 def is_remote(path: str) -> bool:
     return path.startswith(REMOTE_PREFIXES) or len(path) > 2000  # >2000 chars: base64 (docs/consumers.md#media-paths)
 

@@ -20,7 +20,7 @@ from vlmdata.convert.engine import DATA_ERRORS, Decoder, describe_error
 from vlmdata.convert.io import Raw
 from vlmdata.convert.registry import get_codec
 from vlmdata.errors import RecordError
-from vlmdata.media.paths import PathResolver, is_remote
+from vlmdata.media.paths import PathResolver, is_remote, is_url
 from vlmdata.schemas.sample import Box, Boxes, Message, Sample, map_boxes
 from vlmdata.validators.context import ValidationContext
 from vlmdata.validators.registry import Rule, selected
@@ -109,7 +109,7 @@ def _str_shape(value: str, key: str) -> Any:
     if key in EXACT_KEYS:
         return value
     if key in PATH_KEYS:
-        return (not value, is_remote(value), value.endswith("/"))
+        return (not value, is_remote(value), is_url(value), value.endswith("/"))
     if "<" not in value:
         return not value.strip()
     return (not value.strip(), *_MARKUP.findall(value))

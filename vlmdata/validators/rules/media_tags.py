@@ -24,6 +24,7 @@ from typing import Any
 
 from vlmdata.consumers import get_consumer
 from vlmdata.consumers.base import KINDS, MEDIA_BLOCKS, TAGS, Issue, TurnMedia
+from vlmdata.media.paths import is_url
 from vlmdata.validators.context import ValidationContext
 from vlmdata.validators.registry import rule
 from vlmdata.validators.rules.common import raw_messages
@@ -353,6 +354,6 @@ def remote_media_unsupported(view: RecordView, ctx: ValidationContext) -> Iterat
         return
     media = [("image", p) for p in view.images] + [("video", p) for p in view.videos] + view.block_media
     for kind, path in media:
-        if path.startswith(("http://", "https://")):
+        if is_url(path):
             yield {"kind": kind, "url": path[:200], "effect": consumer.url_effect}
             return

@@ -218,6 +218,14 @@ def test_vd311_qwen_refuses_tiny_sides_and_extreme_ratios(tmp_path: Path):
     assert codes(tmp_path, [row(strip)], target="internvl") == ["VD312", "VD313"]  # not a Qwen run
 
 
+def test_vd311_qwen3_vl_refuses_sides_under_its_factor_of_32(tmp_path: Path):
+    """Qwen3-VL: patch 16 x merge 2, so smart_resize's factor is 32; a 30 px side passes Qwen2-VL's 28."""
+    side30 = img(tmp_path, "side30.png", (30, 300), format="PNG")
+    hits = findings(tmp_path, [row(side30)], model="qwen3-vl")
+    assert [f.code for f in hits] == ["VD311"] and "must be larger than factor:32" in hits[0].message
+    assert findings(tmp_path, [row(side30)], model="qwen2-vl") == []
+
+
 def test_vd312_tiny_image(tmp_path: Path):
     tiny = img(tmp_path, "pixel.gif", (1, 1), format="GIF")
     hits = findings(tmp_path, [row(tiny), row(img(tmp_path, "ok.png", (28, 40), format="PNG"))])

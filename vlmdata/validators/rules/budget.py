@@ -19,7 +19,8 @@ from vlmdata.errors import RecordError
 from vlmdata.media import tokens as tk
 from vlmdata.validators.context import ValidationContext
 from vlmdata.validators.registry import rule
-from vlmdata.validators.view import FileView, RecordView
+from vlmdata.validators.rules.common import max_dynamic_patch as tile_cap
+from vlmdata.validators.view import RecordView
 
 MEDIA_TAG = re.compile(r"<image>|<video>|<audio>")
 
@@ -51,18 +52,6 @@ class Budget:
     @property
     def total(self) -> int:
         return self.image_tokens + self.text_tokens
-
-
-MAX_TILES = 1024  # beyond this a meta's max_dynamic_patch is not a tile budget (and the grid search is cubic)
-
-
-def _max_dynamic_patch(ctx: ValidationContext) -> int:
-    fv = ctx.file_state.get("file")
-    entry = fv.meta_entry if isinstance(fv, FileView) else None
-    value = entry.get("max_dynamic_patch") if entry else None
-    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_TILES:
-        return value  # the meta entry overrides --max_dynamic_patch (docs/formats.md#internvl-meta)
-    return ctx.max_dynamic_patch
 
 
 def _sizes(view: RecordView, ctx: ValidationContext) -> list[tuple[int, int] | None]:
@@ -105,7 +94,7 @@ def budget(view: RecordView, ctx: ValidationContext) -> Budget | None:
     if cached is not None and cached[0] is view:
         return cached[1]
     model = tk.check_model(ctx.model)
-    max_dynamic_patch = _max_dynamic_patch(ctx)
+    max_dynamic_patch = tile_cap(ctx)
     per_image = tk.image_tokens(
         model,
         _sizes(view, ctx) if view.images else [],

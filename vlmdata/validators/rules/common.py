@@ -25,6 +25,22 @@ def raw_messages(raw: dict[str, Any] | None) -> list[Any] | None:
     return None
 
 
+# --------------------------------------------------------------------------- InternVL's tile cap
+
+MAX_TILES = 1024  # beyond this a meta's max_dynamic_patch is not a tile budget (and the grid search is cubic)
+
+
+def max_dynamic_patch(ctx: Any) -> int:
+    """InternVL's tile cap for the file being checked: the meta entry's ``max_dynamic_patch``
+    overrides the run's (docs/formats.md#internvl-meta), unless it is no usable tile budget."""
+    fv = ctx.file_state.get("file")
+    entry = fv.meta_entry if isinstance(fv, FileView) else None
+    value = entry.get("max_dynamic_patch") if isinstance(entry, dict) else None
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_TILES:
+        return value
+    return int(ctx.max_dynamic_patch)
+
+
 # --------------------------------------------------------------------------- entries of meta files
 
 

@@ -13,12 +13,14 @@ from typing import Any
 from vlmdata.media.headers import BOMB_PIXELS, BOMB_WARN_PIXELS
 from vlmdata.media.inspect import BOMB, TRUNCATED, UNREADABLE, MediaInfo, folder_status
 from vlmdata.media.paths import is_remote
+from vlmdata.media.smart_resize import IMAGE_FACTOR
+from vlmdata.media.tokens import QWEN_RESIZE
 from vlmdata.validators.context import ValidationContext
 from vlmdata.validators.registry import rule
+from vlmdata.validators.rules.common import max_dynamic_patch as tile_cap
 from vlmdata.validators.view import MediaView
 
 EMBEDDED = "<embedded bytes>"  # what the record view shows for an HF image struct without a path
-QWEN_FACTOR = 28  # Qwen2-VL / Qwen2.5-VL: patch 14 x merge 2 (docs/frames.md#smart_resize)
 QWEN_MAX_RATIO = 200
 OLD_TRANSFORMERS_MIN_SIDE = 10  # transformers' smart_resize before cb0fc56f (docs/frames.md#smart_resize)
 TINY_SIDE = 28
@@ -74,6 +76,11 @@ def _size(info: MediaInfo) -> tuple[int, int] | None:
     return info.width, info.height
 
 
+def _qwen_factor(ctx: ValidationContext) -> int:
+    """smart_resize's factor for ``--model`` (patch x merge: 28 for Qwen2/2.5-VL, 32 for Qwen3-VL)."""
+    return QWEN_RESIZE.get(ctx.model or "", (IMAGE_FACTOR,))[0]
+
+
 def _qwen_refusal(m: MediaView, ctx: ValidationContext) -> str | None:
     """Why the Qwen2-VL/2.5-VL image pipeline of ``ctx.target`` raises for this image, if it does."""
     info = _info(m)
@@ -90,16 +97,17 @@ def _qwen_refusal(m: MediaView, ctx: ValidationContext) -> str | None:
     if ctx.target == "swift":
         return None  # ms-swift resizes with qwen-vl-utils, which rounds tiny sides up to 28 px
     side = min(w, h)
+    factor = _qwen_factor(ctx)
     if side < OLD_TRANSFORMERS_MIN_SIDE:
         return (
             f"a side of {side} px: transformers' Qwen2VLImageProcessor raises "
-            f"'height:{h} or width:{w} must be larger than factor:{QWEN_FACTOR}' "
-            f"(every version: older ones refuse sides < {OLD_TRANSFORMERS_MIN_SIDE}, newer ones < {QWEN_FACTOR})"
+            f"'height:{h} or width:{w} must be larger than factor:{factor}' "
+            f"(every version: older ones refuse sides < {OLD_TRANSFORMERS_MIN_SIDE}, newer ones < {factor})"
         )
-    if side < QWEN_FACTOR:
+    if side < factor:
         return (
             f"a side of {side} px: transformers' Qwen2VLImageProcessor raises "
-            f"'height:{h} or width:{w} must be larger than factor:{QWEN_FACTOR}' "
+            f"'height:{h} or width:{w} must be larger than factor:{factor}' "
             f"(recent transformers; versions that only refuse sides < {OLD_TRANSFORMERS_MIN_SIDE} scale it up)"
         )
     return None
@@ -417,15 +425,6 @@ def tiny_image(m: MediaView, ctx: ValidationContext) -> Iterator[dict[str, Any]]
     yield {"path": m.path, "w": w, "h": h, "limit": TINY_SIDE, "effect": _tiny_effect(ctx, min(w, h))}
 
 
-def _max_dynamic_patch(ctx: ValidationContext) -> int:
-    """InternVL's tile cap: the meta entry's ``max_dynamic_patch`` overrides the run's
-    (docs/formats.md#internvl-meta)."""
-    fv = ctx.file_state.get("file")
-    entry = getattr(fv, "meta_entry", None)
-    value = entry.get("max_dynamic_patch") if isinstance(entry, dict) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else ctx.max_dynamic_patch
-
-
 def _aspect_problem(m: MediaView, ctx: ValidationContext, w: int, h: int) -> str | None:
     ratio = max(w, h) / min(w, h)
     family = _family(ctx)
@@ -433,7 +432,7 @@ def _aspect_problem(m: MediaView, ctx: ValidationContext, w: int, h: int) -> str
         # dynamic_preprocess picks the grid i x j (i*j <= max_num) closest to the image's ratio, then
         # resizes without keeping the aspect: past max_num:1 the frame is stretched by ratio / max_num
         n = max(1, len(m.record.images))
-        max_num = max(1, _max_dynamic_patch(ctx) // n)
+        max_num = max(1, tile_cap(ctx) // n)
         stretch = ratio / max_num
         if stretch > INTERNVL_STRETCH:
             grid = f"{max_num}x1" if w >= h else f"1x{max_num}"

@@ -46,8 +46,9 @@ def get_consumer(name: str) -> Consumer:
     return consumer
 
 
-def consumer_of(fmt: str) -> Consumer:
-    return get_consumer(CONSUMER_OF_FORMAT.get(fmt, "swift"))
+def target_of(fmt: str) -> str:
+    """The consumer that reads format ``fmt`` by default; an input-only format (COCO) gets ms-swift's."""
+    return CONSUMER_OF_FORMAT.get(fmt, "swift")
 
 
 __all__ = ["CONSUMER_OF_FORMAT", "TARGETS", "Consumer", "consumer_of", "get_consumer"]

@@ -13,7 +13,7 @@ import dataclasses
 import re
 from typing import Any
 
-from vlmdata.consumers import CONSUMER_OF_FORMAT, get_consumer
+from vlmdata.consumers import get_consumer, target_of
 from vlmdata.consumers.base import literal_markup
 from vlmdata.convert.codec import Options, Tally
 from vlmdata.convert.engine import DATA_ERRORS, Decoder, describe_error
@@ -24,6 +24,7 @@ from vlmdata.media.paths import PathResolver, is_remote, is_url
 from vlmdata.schemas.sample import Box, Boxes, Message, Sample, map_boxes
 from vlmdata.validators.context import ValidationContext
 from vlmdata.validators.registry import Rule, selected
+from vlmdata.validators.rules.common import raw_messages
 from vlmdata.validators.rules.grounding import LIMITS
 from vlmdata.validators.view import RecordView, build_view
 
@@ -62,7 +63,6 @@ _MARKUP = re.compile(r"<[^<>\s]{1,40}>\n?")
 # The box rules ``plain_boxes`` stands in for: VD201 (reversed) and VD202 (out of range) read only the
 # boxes; VD204 and VD206 look at ms-swift objects and say nothing for any other target.
 QUICK_BOX_RULES = frozenset({"VD201", "VD202", "VD204", "VD206"})
-MESSAGE_LISTS = ("messages", "conversations", "conversation")  # the lists build_view reads turns from
 
 
 def shape_of(value: Any, key: str = "") -> Any:
@@ -156,7 +156,7 @@ class RecordChecker:
 
     def __init__(self, fmt: str, name: str, out_root: str, options: Options, tally: Tally | None = None) -> None:
         # an input-only format (COCO) has no consumer: its writer refuses every record itself
-        self.target = CONSUMER_OF_FORMAT.get(fmt, "swift")
+        self.target = target_of(fmt)
         self.consumer = get_consumer(self.target)
         self.swap = options.fix_boxes == "swap"
         self.tally = tally if tally is not None else Tally()
@@ -253,12 +253,8 @@ def plain_boxes(record: dict[str, Any], sample: Sample, boxes: list[Box]) -> boo
     box in a bounded frame (0-1000, 0-1, ...), inside it, corners in order. No view is built, no
     Sample copied; anything else (pixel frames, a count that differs, a bad box) says False and the
     record takes the full box check, which words the finding."""
-    turns = None
-    for k in MESSAGE_LISTS:
-        turns = record.get(k)
-        if isinstance(turns, list):
-            break
-    else:
+    turns = raw_messages(record)
+    if turns is None:
         return False
     if len(turns) != len(sample.messages):
         return False

@@ -5,13 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from vlmdata.consumers import CONSUMER_OF_FORMAT
 from vlmdata.consumers import TARGETS as TARGETS
 from vlmdata.media.inspect import MediaInspector
 from vlmdata.media.paths import PathResolver
-
-# The consumer whose rules a file is checked against, by the format it is written in.
-TARGET_OF_FORMAT = CONSUMER_OF_FORMAT
 
 
 @dataclass

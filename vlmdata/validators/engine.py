@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from vlmdata.consumers import target_of
 from vlmdata.convert.codec import Options
 from vlmdata.convert.engine import DATA_ERRORS, Decoder, Item, RecordSource, batches, describe_error
 from vlmdata.convert.io import SMALL_JSON, Raw, small_json_object
@@ -23,8 +24,8 @@ from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.media.inspect import MediaInspector
 from vlmdata.media.paths import PathResolver
 from vlmdata.outputs import atomic_write_bytes, discard, publish, temp_for, transaction
-from vlmdata.validators.check import SHAPES_KEPT, has_grounding, shape_of
-from vlmdata.validators.context import TARGET_OF_FORMAT, TARGETS, ValidationContext
+from vlmdata.validators.check import SHAPES_KEPT, format_hit, has_grounding, shape_of
+from vlmdata.validators.context import TARGETS, ValidationContext
 from vlmdata.validators.registry import Finding, Rule, selected
 from vlmdata.validators.view import FileView, MediaView, RecordView, build_view
 
@@ -102,12 +103,15 @@ def is_broken_meta(path: str) -> bool:
     try:
         with open(path, "rb") as f:
             data = f.read()
-        orjson.loads(data)
-        return False
     except OSError:
         return False
+    if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] != b"{" or b'"annotation"' not in data:
+        return False  # the cheap test first: a JSON list of records is not parsed here
+    try:
+        orjson.loads(data)
     except orjson.JSONDecodeError:
-        return data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{" and b'"annotation"' in data
+        return True
+    return False
 
 
 def expand(paths: Iterable[str], root: str | None) -> Iterator[Target]:
@@ -168,16 +172,11 @@ class Runner:
     def emit(
         self, rule: Rule, hit: dict[str, Any], file: str, line: int | None, index: int | None, record_id: Any = None
     ) -> Finding:
-        fields = {k: v for k, v in hit.items() if k not in ("line", "snippet", "fixable")}
-        try:
-            message = rule.message.format(**fields)
-        except (KeyError, IndexError, ValueError):
-            message = f"{rule.message} {fields}"
         finding = Finding(
             rule.code,
             rule.name,
             rule.severity,
-            message,
+            format_hit(rule, hit),
             file,
             hit.get("line", line),
             index,
@@ -222,7 +221,7 @@ class Runner:
             return
         self.report.files.append(target.path)
         fv.format, fv.layout = source.codec.name, source.layout
-        self.ctx.target = forced_target or TARGET_OF_FORMAT.get(source.codec.name, "swift")
+        self.ctx.target = forced_target or target_of(source.codec.name)
         self.ctx.new_file()
         self.ctx.file_state["file"] = fv  # record rules may need the file (e.g. its meta entry's max_dynamic_patch)
         self.ctx.resolver = PathResolver(
@@ -455,7 +454,6 @@ def validate_job(
     select = tuple(select) if select is not None else None
     ignore = tuple(ignore) if ignore is not None else None
     selected(select, ignore)  # the rules load before any work
-    # the decoder itself never refuses a path
     frame: dict[str, Any] = {"qwen_model": qwen_model} if qwen_model else {}  # Qwen2.5-VL: resized-pixel boxes
     if qwen_model:
         frame.update(

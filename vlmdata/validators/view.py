@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from vlmdata.consumers.base import MEDIA_BLOCKS, TAGS
+from vlmdata.consumers.base import MEDIA_BLOCKS, MESSAGE_LISTS, TAGS
 from vlmdata.consumers.swift import ROLE_ALIASES
 from vlmdata.schemas.sample import Sample
 
@@ -129,8 +129,7 @@ def build_view(raw: Any, file: str, line: int | None, index: int, fmt: str) -> R
     view = RecordView(file, line, index, fmt, raw if isinstance(raw, dict) else None)
     if not isinstance(raw, dict):
         return view
-    msgs = next((raw[k] for k in ("messages", "conversations", "conversation") if isinstance(raw.get(k), list)), None)
-    key = next((k for k in ("messages", "conversations", "conversation") if isinstance(raw.get(k), list)), "")
+    key, msgs = next(((k, raw[k]) for k in MESSAGE_LISTS if isinstance(raw.get(k), list)), ("", None))
     if msgs is not None:
         for i, m in enumerate(msgs):
             if not isinstance(m, dict):

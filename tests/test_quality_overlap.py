@@ -284,3 +284,15 @@ def test_folders_are_inputs(leak_data: Path):
         [str(leak_data / "train_dir")], [str(leak_data / "eval_dir")], root=str(leak_data / "images"), cache_dir="off"
     )
     assert sorted((x.kind, x.eval.line, x.train.line) for x in report.leaks) == [("image", 1, 3), ("text", 2, 5)]
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "{not json"])
+def test_a_dataset_info_that_is_no_object_is_an_error_not_a_crash(tmp_path: Path, text: str):
+    from vlmdata.cli import main
+
+    info = tmp_path / "dataset_info.json"
+    info.write_text(text)
+    for args in (["overlap", "--train", str(info)], ["stats", "--html", str(tmp_path / "s.html"), str(info)]):
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 2, r.output
+        assert "dataset_info.json" in r.output and "Traceback" not in r.output

@@ -41,7 +41,7 @@ from pydantic import ValidationError
 
 from vlmdata.convert.codec import Codec, Layout, Options, ReadContext, WriteContext
 from vlmdata.convert.grounding import Counters, parse_text, render_parts
-from vlmdata.convert.io import RecordWriter
+from vlmdata.convert.io import RecordWriter, small_json_object
 from vlmdata.convert.qwen import QWEN_FRAME_OPTIONS, RESIZED_MODEL, box_converter, check_settings, to_resized_frame
 from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.media.paths import PathResolver
@@ -593,11 +593,7 @@ def naming_entry(info_path: str, data_path: str) -> str | None:
     files = _NAMING.get(key)
     if files is None:
         files = {}
-        try:
-            with open(info_path, "rb") as f:
-                info = orjson.loads(f.read())
-        except (OSError, orjson.JSONDecodeError):
-            info = None
+        info = small_json_object(info_path)
         folder = os.path.dirname(key[0])
         if isinstance(info, dict):
             for name, entry in info.items():

@@ -22,11 +22,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from vlmdata.convert.codec import Options
 from vlmdata.convert.engine import RecordSource, describe_rejection
 from vlmdata.convert.io import small_json_object
+from vlmdata.convert.sharegpt import load_dataset_info
 from vlmdata.errors import VlmdataError
 from vlmdata.media.phash import ImageHasher, require_hashing
 from vlmdata.schemas.sample import Ref, Sample, Text, where
@@ -102,11 +101,7 @@ def datasets_of(paths: Iterable[str], root: str | None) -> list[Dataset]:
 
 
 def _dataset_info_entries(path: str, root: str | None) -> list[Dataset]:
-    with open(path, "rb") as f:
-        try:
-            info = orjson.loads(f.read())
-        except orjson.JSONDecodeError as exc:
-            raise VlmdataError(f"{path}: not valid JSON ({exc})") from None
+    info = load_dataset_info(path, must_exist=True)  # not JSON, or not an object: exit 2 naming the file
     folder = os.path.dirname(os.path.abspath(path))
     out = []
     for name, entry in info.items():

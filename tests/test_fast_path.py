@@ -49,7 +49,7 @@ def _counts(t: Tally) -> tuple[Any, ...]:
 
 
 def _work(root: Path, **options: Any) -> ConvertWork:
-    job = ConvertJob("in.jsonl", "in.jsonl", "swift", "internvl", str(root), True, Options(root=str(root), **options))
+    job = ConvertJob("in.jsonl", "in.jsonl", "swift", "internvl", str(root), Options(root=str(root), **options))
     return ConvertWork(job)
 
 

@@ -9,8 +9,8 @@ syntax error before the first record makes the whole file unreadable (exit 2). D
 optional (``decode=False``) for callers that only need the records' positions or raw bytes.
 
 A source can also be one byte range of a JSONL file (``byte_range``): its lines are numbered
-from 1 and its records from 0 within the range, and ``ShardTotals`` says how many lines and
-records it held so that the caller rebases positions when it joins shards (see
+from 1 and its records from 0 within the range, and ``lines_read`` and ``records_in`` say how many
+it held so that the caller rebases positions when it joins shards (see
 ``vlmdata/convert/shards.py``).
 """
 
@@ -26,7 +26,7 @@ import orjson
 import pydantic_core
 
 from vlmdata.convert.codec import Codec, Options, ReadContext, Tally
-from vlmdata.convert.io import Raw, SyntaxErrorInFile, TooDeep, read_range, read_raw
+from vlmdata.convert.io import RangeRecords, Raw, SyntaxErrorInFile, TooDeep, read_raw
 from vlmdata.convert.registry import FORMATS, detect, get_codec
 from vlmdata.convert.report import Rejection
 from vlmdata.errors import RecordError, VlmdataError
@@ -77,8 +77,8 @@ def open_records(src: str, fmt: str | None, byte_range: tuple[int, int] | None =
     """The raw records of ``src`` and the codec that reads them (named, claimed or detected)."""
     if byte_range is not None:  # a shard of a JSONL file whose format the caller already knows
         assert fmt is not None, "a byte range is read with a known format"
-        records, stream = read_range(src, *byte_range)
-        return Opened(get_codec(fmt), "jsonl", records, stream.close)
+        records = RangeRecords(src, *byte_range)
+        return Opened(get_codec(fmt), "jsonl", records, records.close)  # type: ignore[arg-type]
     own = get_codec(fmt) if fmt is not None else next((c for c in FORMATS.values() if c.claims(src)), None)
     if own is not None:
         custom = own.open_input(src)
@@ -218,14 +218,6 @@ class Item:
     syntax: bool = False  # the rejection is a JSON syntax error that ends the file
 
 
-@dataclass(slots=True)
-class ShardTotals:
-    """What one pass over a source saw: lines (JSONL, blank ones included) and records."""
-
-    lines: int = 0
-    records: int = 0
-
-
 class RecordSource:
     """The records of one input as Items; ``records_in`` counts every Item yielded.
 
@@ -264,7 +256,6 @@ class RecordSource:
         self.decoder = Decoder(self.codec, self.name, self.resolver, self.options, self.tally)
         self.fatal_start = fatal_start and byte_range is None
         self.records_in = 0
-        self.totals = ShardTotals()
 
     @property
     def root(self) -> str:
@@ -279,34 +270,29 @@ class RecordSource:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def raws(self) -> Iterator[Raw]:
-        """The records as read (a syntax error raises SyntaxErrorInFile), for callers that batch."""
-        return self.opened.records
-
     def items(self, decode: bool = True, limit: int | None = None) -> Iterator[Item]:
         """Every record as an Item, in order; at most ``limit`` records."""
         records = self.opened.records if limit is None else itertools.islice(self.opened.records, limit)
         name = self.name
-        last: list[Raw] = []
         try:
-            yield from to_items(_counted(records, self, last), self.decoder if decode else None)
+            yield from to_items(_counted(records, self), self.decoder if decode else None)
         except SyntaxErrorInFile as exc:
             if exc.index == 0 and self.fatal_start:
                 raise unreadable(name, exc) from None
             self.records_in += 1  # the broken record counts: in = out + rejected
             yield Item(Raw(None, exc.line, exc.index), None, syntax_rejection(exc, name), syntax=True)
-        lines = getattr(self.opened.records, "lines_read", None)
-        if lines is None:
-            lines = (last[0].line or 0) if last else 0
-        self.totals = ShardTotals(lines, self.records_in)
 
     __iter__ = items
 
+    @property
+    def lines_read(self) -> int:
+        """Lines a byte range held, blank ones included (for rebasing its positions; 0 otherwise)."""
+        return getattr(self.opened.records, "lines_read", 0)
 
-def _counted(records: Iterator[Raw], source: RecordSource, last: list[Raw]) -> Iterator[Raw]:
+
+def _counted(records: Iterator[Raw], source: RecordSource) -> Iterator[Raw]:
     for raw in records:
         source.records_in += 1
-        last[:] = (raw,)
         yield raw
 
 

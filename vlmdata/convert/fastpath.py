@@ -57,7 +57,7 @@ def fast_converter(src: str, dst: str, rctx: ReadContext, wctx: WriteContext, ch
     options = rctx.options
     if options.native_grounding or options.fix_boxes or options.internvl_video != "auto":
         return None
-    if not (getattr(checker, "quick_boxes", False) and checker.exact_boxes):
+    if not (checker.quick_boxes and checker.exact_boxes):
         return None
     # Text reaches the output unparsed only when it holds no '<' besides known tags; that proves
     # VD108 (markup the target reads) silent only while every string the consumer reads holds a '<'.
@@ -78,7 +78,6 @@ class SwiftToInternVL:
         self.clean: set[Any] = checker.clean
         self.structure_key = checker.structure_key  # the checker's key of a record (validators.check.shape_of)
         self.string_shape = checker.string_shape  # ... and of one string in it
-        self.checker = checker
         # strings that make a text other than plain text with <image> tags (in any text part: a
         # string found anywhere in the content is the conservative test, straddling a tag or not)
         self.markup = tuple(s for s in (*get_consumer(checker.target).interpreted, "<audio>") if s != "<image>")

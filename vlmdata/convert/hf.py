@@ -55,8 +55,6 @@ ROLES_IN = {"system": "system", "user": "user", "assistant": "assistant", "tool"
 ROLES_OUT = {"system": "system", "user": "user", "assistant": "assistant", "tool_response": "tool"}
 SYNTAXES = ("internvl", "qwen")
 MESSAGE_KEYS = ("role", "content")
-HF_LAYOUTS = ("messages", "prompt-completion")
-BOX_SYNTAXES = ("qwen", "internvl")
 _MAGIC = ((b"\xff\xd8\xff", ".jpg"), (b"\x89PNG", ".png"), (b"GIF8", ".gif"), (b"BM", ".bmp"), (b"II*\x00", ".tif"))
 
 

@@ -16,7 +16,7 @@ import itertools
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO
 
@@ -98,7 +98,7 @@ class PeekReader:
         yield from self.stream
 
 
-def sniff_layout(reader: PeekReader, name: str) -> str:
+def sniff_layout(reader: PeekReader) -> str:
     """'json' for a JSON list, 'stream' for one pretty-printed object, else 'jsonl' (also when empty)."""
     head = reader.peek(1 << 16)
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
@@ -113,14 +113,23 @@ def sniff_layout(reader: PeekReader, name: str) -> str:
 
 
 def iter_jsonl(reader: PeekReader) -> Iterator[Raw]:
+    return jsonl_records(reader.lines())
+
+
+def jsonl_records(lines: Iterable[bytes], first: bool = True, counted: Any = None) -> Iterator[Raw]:
+    """The records of JSONL lines numbered from 1 (``first``: line 1 is the file's, where a BOM may
+    stand); ``counted.lines_read`` is set to the number of lines, blank ones included."""
     index = 0
-    for lineno, line in enumerate(reader.lines(), 1):
-        if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):
+    lineno = 0
+    for lineno, line in enumerate(lines, 1):
+        if lineno == 1 and first and line.startswith(b"\xef\xbb\xbf"):
             line = line[3:]
         if not line or line.isspace():
             continue  # blank lines (e.g. a trailing one) are not records (no strip(): it copies the line)
         yield Raw(line, lineno, index)
         index += 1
+    if counted is not None:
+        counted.lines_read = lineno
 
 
 def iter_json_values(reader: PeekReader, *, in_list: bool) -> Iterator[Raw]:
@@ -262,9 +271,8 @@ def read_raw(path: str) -> tuple[str, Iterator[Raw], BinaryIO]:
     """(layout, records, stream to close) for ``path`` ('-' = stdin)."""
     stream = open_input(path)
     reader = PeekReader(stream)
-    name = "<stdin>" if path == "-" else path
     try:
-        layout = sniff_layout(reader, name)
+        layout = sniff_layout(reader)
     except Exception:
         if path != "-":
             stream.close()
@@ -293,43 +301,21 @@ def small_json_object(path: str) -> dict[str, Any] | None:
 class RangeRecords:
     """The records of bytes ``[start, end)`` of a JSONL file, which start and end on line boundaries
     (a shard, see ``vlmdata/convert/shards.py``). Lines are numbered from 1 within the range and
-    ``lines_read`` says how many it held, so the caller can rebase positions."""
+    ``lines_read`` says how many it held once read, so the caller can rebase positions."""
 
     def __init__(self, path: str, start: int, end: int) -> None:
         with open(path, "rb") as f:
             f.seek(start)
             self._data = f.read(end - start)
-        self._bom = start == 0
+        self._first = start == 0
         self.lines_read = 0
-        self._it = self._records()
 
-    def __iter__(self) -> RangeRecords:
-        return self
-
-    def __next__(self) -> Raw:
-        return next(self._it)
-
-    def _records(self) -> Iterator[Raw]:
-        index = 0
-        lineno = 0
-        for lineno, line in enumerate(io.BytesIO(self._data), 1):
-            if lineno == 1 and self._bom and line.startswith(b"\xef\xbb\xbf"):
-                line = line[3:]
-            if not line or line.isspace():
-                continue
-            yield Raw(line, lineno, index)
-            index += 1
-        self.lines_read = lineno
-        self._data = b""
+    def __iter__(self) -> Iterator[Raw]:
+        data, self._data = self._data, b""
+        return jsonl_records(io.BytesIO(data), self._first, self)
 
     def close(self) -> None:
         self._data = b""
-
-
-def read_range(path: str, start: int, end: int) -> tuple[RangeRecords, RangeRecords]:
-    """(records, what to close) for a byte range of a JSONL file."""
-    records = RangeRecords(path, start, end)
-    return records, records
 
 
 def plan_ranges(path: str, target_bytes: int) -> list[tuple[int, int]]:

@@ -70,19 +70,34 @@ def output_path(src: str, dst: str, codec: Codec) -> str:
     return os.path.join(dst, stem + (".json" if codec.default_layout == "json" else ".jsonl"))
 
 
+def input_paths(src: str) -> list[str]:
+    """The files an input names: itself, and the files of a folder of parquet shards."""
+    if src != "-" and os.path.isdir(src):
+        return [src, *(os.path.join(src, f) for f in sorted(os.listdir(src)))]
+    return [src]
+
+
 def check_run_paths(src: str, target: Codec, dst: str, rejects: str | None, options: Options) -> None:
     """Every output of the run (data, shards, rejects, side files) differs from the input and each other."""
-    inputs = [src]
-    if src != "-" and os.path.isdir(src):
-        inputs += [os.path.join(src, f) for f in sorted(os.listdir(src))]  # a folder of parquet shards
+    inputs = input_paths(src)
     outputs = [("-o", path) for path in target.output_files(dst)]
     outputs += [("--rejects", rejects), *target.side_files(options)]
     check_outputs(inputs, outputs)
 
 
 class RejectsFile:
+    """``--rejects``: every rejected record with its reason (nothing when no path is given)."""
+
     def __init__(self, path: str | None) -> None:
         self.writer = RecordWriter(path, "jsonl") if path else None
+
+    def commit(self) -> None:
+        if self.writer:
+            self.writer.commit()
+
+    def abort(self) -> None:
+        if self.writer:
+            self.writer.abort()
 
     def add(self, rejection: Rejection, raw: Raw) -> None:
         if self.writer is None:
@@ -120,12 +135,10 @@ def record_outputs(
     try:
         yield writer, rejects_file
         writer.commit()
-        if rejects_file.writer:
-            rejects_file.writer.commit()
+        rejects_file.commit()
     except BaseException:
         writer.abort()
-        if rejects_file.writer:
-            rejects_file.writer.abort()
+        rejects_file.abort()
         raise
 
 
@@ -211,7 +224,6 @@ def prepare_job(source: RecordSource, target: Codec, dst: str, layout: str | Non
         source.codec.name,
         target.name,
         source.root,
-        options.root is not None,
         options,
         json_layout=out_layout == "json",
     )
@@ -233,22 +245,25 @@ def usable_workers(src: str) -> int:
     return max(1, cores)
 
 
-def shardable(source: RecordSource, writer: Any) -> bool:
-    """Byte-range shards need a regular JSONL file read by the JSON reader and a plain file writer."""
+def cuttable(source: RecordSource) -> bool:
+    """Whether ``source`` can be cut into byte ranges: a regular JSONL file read by the JSON reader."""
     return (
-        source.layout == "jsonl"
-        and not source.opened.custom
-        and source.src != "-"
-        and os.path.isfile(source.src)
-        and isinstance(writer, RecordWriter)
+        source.layout == "jsonl" and not source.opened.custom and source.src != "-" and os.path.isfile(source.src)
     )
+
+
+def shardable(source: RecordSource, writer: Any) -> bool:
+    """Byte-range shards need a cuttable input and a plain file writer (parts are appended to it)."""
+    return cuttable(source) and isinstance(writer, RecordWriter)
 
 
 class Run:
     """One conversion's loop: records in, converted records to the writer, every rejection
     counted and kept (``--rejects``), in the input's order whatever runs the work."""
 
-    def __init__(self, job: ConvertJob, writer: Any, rejects_file: RejectsFile, report: ConvertReport, progress: Any):
+    def __init__(
+        self, job: ConvertJob | None, writer: Any, rejects_file: RejectsFile, report: ConvertReport, progress: Any
+    ) -> None:
         self.job = job
         self.writer = writer
         self.rejects_file = rejects_file

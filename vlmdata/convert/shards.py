@@ -33,6 +33,7 @@ from vlmdata.convert.engine import (
     Decoder,
     Item,
     RecordSource,
+    batches,
     decode_item,
     record_id_of,
     rejection_for,
@@ -58,7 +59,6 @@ class ConvertJob:
     src_format: str
     dst_format: str
     in_root: str
-    explicit_root: bool
     options: Options
     json_layout: bool = False  # parts are JSON list elements (",\n" between records), not lines
 
@@ -71,7 +71,7 @@ class ConvertWork:
         self.tally = tally if tally is not None else Tally()
         self.writer = get_codec(job.dst_format)
         options = job.options
-        out_resolver = PathResolver(job.in_root, explicit_root=job.explicit_root, allow_outside=True)
+        out_resolver = PathResolver(job.in_root, explicit_root=job.options.root is not None, allow_outside=True)
         self.wctx = WriteContext(out_resolver, options, self.tally)
         from vlmdata.validators.check import RecordChecker  # the validator imports the convert layer
 
@@ -87,7 +87,7 @@ class ConvertWork:
         if self._decoder is None:
             job = self.job
             resolver = PathResolver(
-                job.in_root, explicit_root=job.explicit_root, allow_outside=job.options.allow_outside_root
+                job.in_root, explicit_root=job.options.root is not None, allow_outside=job.options.allow_outside_root
             )
             self._decoder = Decoder(get_codec(job.src_format), job.name, resolver, job.options, self.tally)
         return self._decoder
@@ -211,13 +211,7 @@ def convert_range(
         with open(os.open(part, os.O_WRONLY | os.O_TRUNC), "wb", buffering=1 << 20) as f:
             if bracket:
                 f.write(b"[\n")
-            batch: list[Item] = []
-            for item in source.items(decode=False):
-                batch.append(item)
-                if len(batch) >= CHUNK_RECORDS:
-                    written += _write_part(f, work.run(batch, source.decoder), rejected, sep, written)
-                    batch = []
-            if batch:
+            for batch in batches(source.items(decode=False), CHUNK_RECORDS):
                 written += _write_part(f, work.run(batch, source.decoder), rejected, sep, written)
             if bracket:
                 f.write(b"\n]\n" if written else b"]\n")  # "[\n]\n" when empty, as RecordWriter
@@ -226,7 +220,7 @@ def convert_range(
                 os.fsync(f.fileno())
     finally:
         source.close()
-    return ShardResult(part, written, source.totals.lines, source.totals.records, rejected, work.tally)
+    return ShardResult(part, written, source.lines_read, source.records_in, rejected, work.tally)
 
 
 def _write_part(

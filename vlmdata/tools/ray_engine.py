@@ -29,7 +29,7 @@ from typing import Any
 
 from vlmdata.convert.codec import Options
 from vlmdata.convert.engine import RecordSource
-from vlmdata.convert.pipeline import RejectsFile, output_layout, prepare_job
+from vlmdata.convert.pipeline import RejectsFile, Run, cuttable, input_paths, output_layout, prepare_job
 from vlmdata.convert.registry import get_codec
 from vlmdata.convert.report import ConvertReport
 from vlmdata.convert.shards import ConvertJob, ShardResult, convert_range, plan_shards
@@ -215,15 +215,12 @@ def convert_ray(
                 formats.append("empty" if source.empty else source.codec.name)
                 if source.empty:
                     continue
-                if source.layout == "jsonl" and not source.opened.custom and os.path.isfile(src):
+                if cuttable(source):
                     shards.extend((k, r) for r in plan_shards(src, cpus))
                 else:
                     shards.append((k, None))
         finals = [part_path(dst, n, ext) for n in range(len(shards))]
-        inputs = list(srcs)
-        for src in srcs:
-            if os.path.isdir(src):
-                inputs += [os.path.join(src, f) for f in sorted(os.listdir(src))]  # a folder of parquet shards
+        inputs = [path for src in srcs for path in input_paths(src)]
         check_outputs(inputs, [*(("-o", p) for p in finals), ("--rejects", rejects)])
         names = list(dict.fromkeys(j.name for j in jobs))
         report = ConvertReport(", ".join(names), dst, "+".join(dict.fromkeys(formats)), target.name)
@@ -255,6 +252,7 @@ def _run_convert(
     try:
         with transaction():  # every part and the rejects are published together, or none
             rejects_file = RejectsFile(rejects)
+            run = Run(None, None, rejects_file, report, progress)  # the local engine's accounting
             try:
                 current, line_base, index_base = -1, 0, 0
                 results = ordered(ray, convert_task, calls(), in_flight_limit(ray))
@@ -266,20 +264,14 @@ def _run_convert(
                         line_base += result.lines
                         index_base += result.records
                         report.tally.merge(result.tally)
-                        for rejection, raw in result.rejected:
-                            report.add_rejection(rejection)
-                            rejects_file.add(rejection, raw)
-                        report.records_in += result.records
+                        run.reject(result.rejected)
+                        run.done(result.records)
                         report.written += result.written
                         assert result.part is not None
                         publish(result.part, final)
-                        if progress is not None:
-                            progress(result.records)
-                if rejects_file.writer:
-                    rejects_file.writer.commit()
+                rejects_file.commit()
             except BaseException:
-                if rejects_file.writer:
-                    rejects_file.writer.abort()
+                rejects_file.abort()
                 raise
             after_publish(lambda: remove_old_parts(os.path.dirname(finals[0]) if finals else None, len(finals)))
     except BaseException:

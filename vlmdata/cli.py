@@ -17,8 +17,9 @@ from rich.table import Table
 
 from vlmdata.console import EXIT_USAGE, err, error, exit_for, printable_streams, say, signals_unwind
 from vlmdata.consumers import TARGETS as CONSUMER_TARGETS
-from vlmdata.convert.cli_options import codec_options
+from vlmdata.convert.cli_options import codec_options, engine_options
 from vlmdata.convert.pipeline import convert as run_convert
+from vlmdata.convert.qwen import FRAME_MODELS
 from vlmdata.convert.registry import FORMATS
 from vlmdata.convert.report import ConvertReport, json_text
 from vlmdata.errors import RecordError, VlmdataError
@@ -48,23 +49,6 @@ def main(debug: bool) -> None:
     """Convert and check vision-language fine-tuning data (ms-swift, InternVL, LLaVA...)."""
     if debug:
         os.environ["VLMDATA_DEBUG"] = "1"
-
-
-def engine_options(f: Any) -> Any:
-    """``--engine`` and ``--ray-address`` (convert, validate, stats)."""
-    f = click.option(
-        "--ray-address",
-        metavar="ADDR",
-        help="--engine ray: the cluster (auto, HOST:6379, ray://HOST:10001; default: $RAY_ADDRESS, else a "
-        "local instance).",
-    )(f)
-    return click.option(
-        "--engine",
-        type=click.Choice(["local", "ray"]),
-        default="local",
-        show_default=True,
-        help="local: this machine; ray: Ray tasks over shards/files (pip install 'vlmdata[ray]').",
-    )(f)
 
 
 @main.command()
@@ -204,7 +188,7 @@ def print_report(report: ConvertReport) -> None:
 )
 @click.option(
     "--qwen-model",
-    type=click.Choice(["qwen2-vl", "qwen2.5-vl", "qwen3-vl"]),
+    type=click.Choice(list(FRAME_MODELS)),
     help="Qwen and LLaMA-Factory files: the box frame (qwen2.5-vl: pixels of the smart-resized image, with "
     "--min-pixels/--max-pixels/--image-max-pixels); default 0-1000.",
 )

@@ -46,7 +46,7 @@ def codec_options(command: Any, names: Iterable[str] | None = None) -> Any:
 
 
 def _users(name: str) -> str:
-    """' (reading X; writing Y)': who declares the option, from the codecs' read/write_options."""
+    """' [reading X; writing Y]': who declares the option, from the codecs' read/write_options."""
     if name in GENERAL_OPTIONS:
         return ""
     reading = [c.name for c in FORMATS.values() if name in c.read_options]
@@ -54,3 +54,21 @@ def _users(name: str) -> str:
     sides = [f"reading {', '.join(reading)}"] if reading else []
     sides += [f"writing {', '.join(writing)}"] if writing else []
     return f" [{'; '.join(sides)}]" if sides else ""
+
+
+def engine_options(f: Any) -> Any:
+    """``--engine`` and ``--ray-address`` (convert, validate, stats)."""
+    f = click.option(
+        "--ray-address",
+        metavar="ADDR",
+        help="--engine ray: the cluster (auto, HOST:6379, ray://HOST:10001; default: $RAY_ADDRESS, else a "
+        "local instance).",
+    )(f)
+    return click.option(
+        "--engine",
+        type=click.Choice(["local", "ray"]),
+        default="local",
+        show_default=True,
+        help="local: this machine; ray: Ray tasks (convert: byte ranges of each input; validate, stats: one "
+        "task per data file; pip install 'vlmdata[ray]').",
+    )(f)

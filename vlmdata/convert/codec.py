@@ -111,7 +111,7 @@ def opt(
 ) -> Any:
     """An ``Options`` field with what the command line says about it.
 
-    The convert/transform options are generated from these (``vlmdata/cli_options.py``), the
+    The convert/transform options are generated from these (``vlmdata/convert/cli_options.py``), the
     choices from the field's ``Literal`` type, and each option's help names the formats whose
     codecs declare it in ``read_options``/``write_options``: a default, a choice or a help text
     is written once, here. ``off_flag``: a True default switched off by ``--no-NAME``."""

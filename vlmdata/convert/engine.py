@@ -128,7 +128,7 @@ def describe_error(exc: BaseException) -> str:
 
 def describe_rejection(rejection: Rejection) -> str:
     """A rejection's reason as one sentence (what is wrong; the fix after a semicolon)."""
-    return rejection.error + (f"; {rejection.fix}" if rejection.fix else "")
+    return rejection.reason()
 
 
 def rejection_for(name: str, raw: Raw, exc: BaseException, record_id: Any) -> Rejection:

@@ -15,9 +15,8 @@ write-time check is shared: a record is taken only when the record checker alrea
 of its structure (``RecordChecker.clean``), and its boxes pass the same bounded-frame test
 (``plain_boxes``) the checker uses.
 
-Hook (pipeline ``_Work``): ``fast = fast_converter(src_format, dst_format, decoder.ctx, wctx,
-checker)``; per record with a ``bytes`` payload, ``b = fast(payload)`` and, when not None, append
-``b`` and skip the full path.
+Hook: ``ConvertWork.fast_for``/``run`` (``vlmdata/convert/shards.py``) build it once per decoder
+and hand it every record not decoded yet; a ``bytes`` result is written, None takes the full path.
 """
 
 from __future__ import annotations

@@ -234,7 +234,7 @@ AUTO_WORKERS_BYTES = 32 << 20  # below this a pool costs more than it gains
 
 
 def usable_workers(src: str) -> int:
-    """The processes ``--workers`` defaults to: the usable cores for a big JSONL file, else 1."""
+    """The processes ``--workers`` defaults to: the usable cores for an input of AUTO_WORKERS_BYTES or more, else 1."""
     try:
         big = src != "-" and os.path.getsize(src) >= AUTO_WORKERS_BYTES
     except OSError:
@@ -333,9 +333,9 @@ class Run:
             good = [item.raw for item in batch if item.rejection is None]
             if good:
                 yield pack(good)
-            broken = [item for item in batch if item.rejection is not None]  # a syntax error ends the file
+            broken = [(item.rejection, item.raw) for item in batch if item.rejection is not None]  # a syntax error
             if broken:
-                self.reject([(item.rejection, item.raw) for item in broken if item.rejection is not None])
+                self.reject(broken)
                 self.done(len(broken))
 
 
@@ -406,11 +406,7 @@ def write(
         try:
             for k, sample in enumerate(samples):
                 try:
-                    checker.before_write(sample)
-                    ctx.written_boxes = boxes = []
-                    record = codec.encode(sample, ctx)
-                    checker.after_write(record, Raw(record, None, k), sample, boxes)  # as convert: the consumer's rules
-                    writer.write(record)
+                    writer.write(checker.encode(codec, sample, ctx, Raw(None, None, k)))  # as convert checks
                 except RecordError as exc:
                     exc.where = sample.origin.where() if sample.origin else exc.where
                     raise

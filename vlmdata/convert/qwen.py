@@ -159,10 +159,8 @@ def to_resized_frame(messages: list[Message], images: list[MediaRef], ctx: ReadC
             if index not in resized:
                 resized[index] = _resized(images, index, ctx)
             size = resized[index]
-            items = part.boxes if isinstance(part, Boxes) else part.points
-            moved = tuple(Box(b.x1, b.y1, b.x2, b.y2, Frame.PIXEL_RESIZED, size) for b in items)
-            m.parts[k] = Boxes(moved, index) if isinstance(part, Boxes) else Points(moved, index)
-            ctx.tally.frames[f"pixel_resized {size[0]}x{size[1]} (read)"] += len(moved)
+            m.parts[k] = map_boxes(part, lambda b, size=size: Box(b.x1, b.y1, b.x2, b.y2, Frame.PIXEL_RESIZED, size))
+            ctx.tally.frames[f"pixel_resized {size[0]}x{size[1]} (read)"] += len(part_boxes(part))
 
 
 def _resized(images: list[MediaRef], index: int, ctx: ReadContext) -> tuple[int, int]:

@@ -80,8 +80,12 @@ class Rejection:
     def where(self) -> str:
         return where(self.file, self.line, self.index, self.id)
 
+    def reason(self) -> str:
+        """What is wrong, then how to fix it."""
+        return self.error + (f"; {self.fix}" if self.fix else "")
+
     def message(self) -> str:
-        return f"{self.where()}: {self.error}" + (f"; {self.fix}" if self.fix else "")
+        return f"{self.where()}: {self.reason()}"
 
 
 @dataclass

@@ -113,9 +113,8 @@ class ConvertWork:
         out: list[bytes] = []
         rejected: list[tuple[Rejection, Raw]] = []
         dumps = orjson.dumps
-        encode = self.writer.encode
-        wctx = self.wctx
-        before, after = self.checker.before_write, self.checker.after_write
+        codec, wctx = self.writer, self.wctx
+        checked = self.checker.encode
         name = self.job.name
         for item in items:
             raw, sample = item.raw, item.sample
@@ -135,11 +134,7 @@ class ConvertWork:
                 sample = item.sample
                 assert sample is not None
             try:
-                before(sample)
-                wctx.written_boxes = boxes = []
-                record = encode(sample, wctx)
-                after(record, raw, sample, boxes)
-                out.append(dumps(record))
+                out.append(dumps(checked(codec, sample, wctx, raw)))
             except DATA_ERRORS as exc:
                 rejected.append((rejection_for(name, raw, exc, record_id_of(raw)), raw))
         return out, rejected

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from vlmdata.errors import RecordError
-from vlmdata.schemas.sample import Box, Boxes, Frame, Message, Part, Points, Ref, Sample, Text
+from vlmdata.schemas.sample import Box, Boxes, Frame, Message, Part, Points, Ref, Sample, Text, part_boxes
 
 CURRENT_TYPES = {"real": Frame.PIXEL, "norm1": Frame.NORM1}
 LEGACY_TYPES = {"real": Frame.PIXEL, "norm_1000": Frame.NORM999, "norm_1": Frame.NORM1, None: Frame.PIXEL}
@@ -224,7 +224,7 @@ class PlaceholderRenderer:
                 self.on_ref(p.text)
                 out.append("<ref-object>")
             elif isinstance(p, Boxes | Points):
-                out.append(self.on_boxes(p.boxes if isinstance(p, Boxes) else p.points, p.image_index))
+                out.append(self.on_boxes(part_boxes(p), p.image_index))
             else:
                 out.append(f"<{p.type}>")
         return "".join(out)

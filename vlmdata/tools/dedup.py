@@ -15,9 +15,10 @@ Memory: ~``num_perm`` x 8 bytes per kept sample (1 KB at 128).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from vlmdata.convert.engine import batches
 from vlmdata.errors import VlmdataError
 from vlmdata.media.phash import QUALITY_EXTRA, ImageHasher, require_hashing
 from vlmdata.schemas.sample import Sample
@@ -48,13 +49,7 @@ def dedup_images(
     index: HammingIndex[int] = HammingIndex(distance)
     kept: list[tuple[list[int], str, Any]] = []  # per kept sample with images: codes, where, id
     try:
-        batch: list[Sample] = []
-        for sample in samples:
-            batch.append(sample)
-            if len(batch) >= BATCH:
-                yield from _dedup_batch(batch, events, h, index, kept)
-                batch = []
-        if batch:
+        for batch in batches(samples, BATCH):
             yield from _dedup_batch(batch, events, h, index, kept)
     finally:
         if own:
@@ -114,10 +109,10 @@ def dedup_text_near(
     samples: Iterable[Sample],
     events: Events | None = None,
     *,
+    media_key: Callable[[Sample], Any],
+    text_of: Callable[[Sample], str],
     threshold: float = 0.8,
     num_perm: int = 128,
-    media_key: Any = None,
-    text_of: Any = None,
 ) -> Iterator[Sample]:
     """See the module docstring. ``media_key(sample)`` and ``text_of(sample)`` (normalised text)
     come from ``tools.transforms``."""

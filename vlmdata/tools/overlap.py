@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vlmdata.convert.codec import Options
-from vlmdata.convert.engine import RecordSource, describe_rejection
+from vlmdata.convert.engine import RecordSource, batches, describe_rejection
 from vlmdata.convert.io import small_json_object
 from vlmdata.convert.sharegpt import load_dataset_info
 from vlmdata.errors import VlmdataError
@@ -130,6 +130,14 @@ def iter_samples(ds: Dataset) -> Iterator[tuple[SampleRef, Sample | None, str | 
                 assert item.rejection is not None
                 why = item.rejection.error if item.syntax else describe_rejection(item.rejection)
                 yield SampleRef(ds.name, ds.path, raw.line, raw.index, None), None, why
+
+
+def _phashes(hasher: Any, paths: list[str]) -> dict[str, int | None]:
+    """Each image's perceptual hash (None: unreadable), hashed and cached in chunks."""
+    codes: dict[str, int | None] = {}
+    for chunk in batches(iter(paths), CHUNK):
+        codes.update((p, v.phash) for p, v in hasher.get_many(chunk).items())
+    return codes
 
 
 def qa_text(sample: Sample) -> str:
@@ -310,10 +318,7 @@ def _image_leaks(
             if not users[slot] or users[slot][-1] != k:
                 users[slot].append(k)
     train_paths = list(slot_of)
-    codes: dict[str, int | None] = {}
-    for i in range(0, len(train_paths), CHUNK):
-        got = hasher.get_many(train_paths[i : i + CHUNK])
-        codes.update((p, v.phash) for p, v in got.items())
+    codes = _phashes(hasher, train_paths)
     index: HammingIndex[int] = HammingIndex(distance)
     for p, slot in slot_of.items():
         code = codes.get(p)
@@ -324,10 +329,7 @@ def _image_leaks(
         index.add(code, slot)
     # eval leaks
     eval_paths = list(dict.fromkeys(p for paths in ev.images for p in paths))
-    ecodes: dict[str, int | None] = {}
-    for i in range(0, len(eval_paths), CHUNK):
-        got = hasher.get_many(eval_paths[i : i + CHUNK])
-        ecodes.update((p, v.phash) for p, v in got.items())
+    ecodes = _phashes(hasher, eval_paths)
     for e, paths in enumerate(ev.images):
         for p in paths:
             code = ecodes.get(p)

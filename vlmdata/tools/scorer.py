@@ -28,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from vlmdata.convert.engine import batches
 from vlmdata.errors import VlmdataError
 from vlmdata.schemas.sample import Sample
 from vlmdata.tools.stream import Drop, Events
@@ -165,14 +166,8 @@ class ScoreStage:
 
     def __call__(self, samples: Iterable[Sample], events: Events | None = None) -> Iterator[Sample]:
         events = events or Events()
-        batch: list[Sample] = []
         try:
-            for sample in samples:
-                batch.append(sample)
-                if len(batch) >= self.batch_size:
-                    yield from self._batch(batch, events)
-                    batch = []
-            if batch:
+            for batch in batches(samples, self.batch_size):
                 yield from self._batch(batch, events)
         finally:
             self.cache.close()

@@ -37,7 +37,19 @@ from PIL import Image, ImageDraw, ImageFont
 from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.media.paths import is_remote
 from vlmdata.outputs import atomic_write_bytes
-from vlmdata.schemas.sample import AudioSlot, Box, Boxes, Frame, ImageSlot, Points, Ref, Sample, Text, VideoSlot
+from vlmdata.schemas.sample import (
+    AudioSlot,
+    Box,
+    Boxes,
+    Frame,
+    ImageSlot,
+    Points,
+    Ref,
+    Sample,
+    Text,
+    VideoSlot,
+    part_boxes,
+)
 from vlmdata.tools.stats import Item, box_groups, image_path, iter_items, to_pixels
 
 GAP = 8
@@ -137,7 +149,7 @@ def plan(sample: Sample) -> Plan:
             notes.append(f"boxes of {label!r} are on image {group.image_index + 1}, the sample has {len(images)}")
             continue
         target = images[group.image_index]
-        items = group.boxes if isinstance(group, Boxes) else group.points
+        items = part_boxes(group)
         for box in items:
             if target.image is None:
                 continue
@@ -400,7 +412,7 @@ def _message_html(sample: Sample, legend: dict[str, tuple[int, int, int]]) -> st
             elif isinstance(part, AudioSlot):
                 pieces.append(_esc(f"<audio {part.index + 1}>"))
             elif isinstance(part, Boxes | Points):
-                items = part.boxes if isinstance(part, Boxes) else part.points
+                items = part_boxes(part)
                 frame = items[0].frame.value if items else ""
                 text = ", ".join(_coords(b) for b in items)
                 pieces.append(f'<span class="box">{_esc(f"{text} ({frame}, image {part.image_index + 1})")}</span>')

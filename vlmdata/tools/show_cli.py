@@ -12,6 +12,8 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+from vlmdata.convert.cli_options import engine_options
+from vlmdata.convert.qwen import FRAME_MODELS
 from vlmdata.convert.registry import FORMATS
 from vlmdata.convert.report import json_text
 from vlmdata.errors import RecordError, VlmdataError
@@ -34,18 +36,7 @@ def _fail(exc: BaseException) -> None:
 @click.option("--html", "html_out", metavar="FILE", help="Also write one self-contained page of plots (inline SVG).")
 @click.option("--max-length", type=click.IntRange(1), help="--html: draw this token limit on the token plot.")
 @click.option("--model", default="qwen2.5-vl", show_default=True, help="--html: model whose image tokens are counted.")
-@click.option(
-    "--engine",
-    type=click.Choice(["local", "ray"]),
-    default="local",
-    show_default=True,
-    help="local: this machine; ray: one Ray task per data file (pip install 'vlmdata[ray]').",
-)
-@click.option(
-    "--ray-address",
-    metavar="ADDR",
-    help="--engine ray: the cluster (auto, HOST:6379, ray://HOST:10001; default: $RAY_ADDRESS, else a local instance).",
-)
+@engine_options
 def stats(
     paths: tuple[str, ...],
     root: str | None,
@@ -100,7 +91,7 @@ def stats(
 @click.option("--from", "from_format", type=click.Choice(list(FORMATS)), help="Input format (default: detected).")
 @click.option(
     "--qwen-model",
-    type=click.Choice(["qwen2-vl", "qwen2.5-vl", "qwen3-vl"]),
+    type=click.Choice(list(FRAME_MODELS)),
     help="Box frame of Qwen/LLaMA-Factory input: qwen2.5-vl reads pixels of the smart-resized image "
     "(default: 0-1000, qwen2-vl/qwen3-vl).",
 )

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from vlmdata.convert.codec import Options
-from vlmdata.convert.engine import RecordSource, describe_rejection
+from vlmdata.convert.engine import RecordSource, batches, describe_rejection
 from vlmdata.convert.frames import convert_box
 from vlmdata.errors import RecordError, VlmdataError
 from vlmdata.media.inspect import MediaInfo, MediaInspector
-from vlmdata.schemas.sample import Box, Boxes, Frame, Points, Ref, Sample, Text, location
+from vlmdata.schemas.sample import Box, Boxes, Frame, Points, Ref, Sample, Text, location, part_boxes
 from vlmdata.validators.engine import Target, expand
 
 CHUNK = 1000
@@ -338,19 +338,18 @@ def target_stats(t: Target, root: str | None, from_format: str | None, insp: Med
     """The statistics of one data file (``compute_stats`` merges them in input order; the Ray
     engine computes them as one task per file)."""
     stats = Stats(files=[t.path])
-    chunk: list[Sample] = []
-    for item in _file_items(t, root, from_format, {}):
-        if item.sample is None:
+
+    def readable() -> Iterator[Sample]:
+        for item in _file_items(t, root, from_format, {}):
+            if item.sample is not None:
+                yield item.sample
+                continue
             stats.unreadable_records += 1
             if len(stats.errors) < Stats.MAX_ERRORS:
                 stats.errors.append(f"{item.where()}: {item.error}")
-            continue
-        chunk.append(item.sample)
-        if len(chunk) >= CHUNK:
-            _add_chunk(stats, chunk, insp)
-            chunk = []
-    if chunk:
-        _add_chunk(stats, chunk, insp)
+
+    for chunk in batches(readable(), CHUNK):
+        add_chunk(stats, chunk, insp)
     stats.per_file = [stats.samples]
     return stats
 
@@ -371,10 +370,12 @@ def trained_count(n: int, meta_entry: dict[str, Any] | None) -> int:
     return int(n * r) if r < 1 else n * int(r)
 
 
-def _add_chunk(stats: Stats, samples: list[Sample], insp: MediaInspector) -> None:
+def add_chunk(stats: Stats, samples: list[Sample], insp: MediaInspector) -> dict[str, MediaInfo]:
+    """Add a chunk of samples, their image headers probed together; returns the headers."""
     infos = insp.inspect_many(image_path(s, i) for s in samples for i in range(len(s.images)))
     for s in samples:
         _add_sample(stats, s, infos)
+    return infos
 
 
 def _add_sample(stats: Stats, s: Sample, infos: dict[str, MediaInfo]) -> None:
@@ -403,7 +404,7 @@ def _add_sample(stats: Stats, s: Sample, infos: dict[str, MediaInfo]) -> None:
         sizes.append(size or record_size(s, i))
     nboxes = 0
     for _, _, group in box_groups(s):
-        items = group.boxes if isinstance(group, Boxes) else group.points
+        items = part_boxes(group)
         for box in items:
             stats.frames[box.frame.value] = stats.frames.get(box.frame.value, 0) + 1
             if box.is_point:

@@ -1,7 +1,7 @@
 """read -> Sample stream -> transforms -> filters -> write, accounting for every record.
 
-The engine behind ``vlmdata transform`` and ``vlmdata filter``. It reuses the convert pipeline's
-pieces (``open_records``, ``Decoder``, ``RecordWriter``, ``get_codec``, ``WriteContext``): a record
+The engine behind ``vlmdata transform`` and ``vlmdata filter``. It reads through the engine
+(``RecordSource``) and writes with the convert pipeline's writers (``record_outputs``): a record
 that cannot be decoded (or a transformed sample that cannot be encoded) is *rejected* with its
 reason, like ``convert`` does; a sample that a transform or filter removes on purpose is *dropped*
 with the filter's name and score. Both go to ``--rejects`` (JSONL) with the original record.

@@ -7,8 +7,9 @@ splits and drops so that the engine can account for every record; library caller
 Memory: ``merge_by_image(scope="consecutive")``, ``split_turns``, ``reroot`` and ``drop_system``
 hold one sample at a time. ``merge_by_image(scope="all")`` holds every sample with images until
 the end (an index ``image list -> sample``): use it when QA pairs of one image are scattered over
-the file and the file fits in memory. ``dedup_exact``/``dedup_near`` keep a dict of 32-byte
-digests (one per kept sample, with where it came from) and a cache ``path -> sha256`` of the media files.
+the file and the file fits in memory. ``dedup_exact`` keeps a dict of 32-byte
+digests (one per kept sample, with where it came from) and a cache ``path -> sha256`` of the media files;
+``dedup_near`` keeps a MinHash (about 1 KB) per kept sample in an LSH index.
 """
 
 from __future__ import annotations
@@ -21,7 +22,18 @@ from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
 from vlmdata.media.paths import is_remote
-from vlmdata.schemas.sample import AudioSlot, Boxes, ImageSlot, MediaRef, Message, Points, Sample, Text, VideoSlot
+from vlmdata.schemas.sample import (
+    AudioSlot,
+    Boxes,
+    ImageSlot,
+    MediaRef,
+    Message,
+    Points,
+    Sample,
+    Text,
+    VideoSlot,
+    part_boxes,
+)
 from vlmdata.tools.stream import Drop, Events
 
 _NOOP = Events()
@@ -313,7 +325,7 @@ def sample_text(sample: Sample) -> str:
         out = []
         for part in message.parts:
             if isinstance(part, Boxes | Points):
-                items = part.boxes if isinstance(part, Boxes) else part.points
+                items = part_boxes(part)
                 out.append(
                     f"[{part.image_index}:" + ";".join(",".join(f"{c:g}" for c in b.coords()) for b in items) + "]"
                 )

@@ -183,6 +183,16 @@ class RecordChecker:
         self.exact_boxes = fmt != "llava"  # LLaVA prints 2 decimals: its boxes are checked as read back
         self.quick_boxes = self.target != "swift" and {r.code for r in self.box_rules} == QUICK_BOX_RULES
 
+    def encode(self, codec: Any, sample: Sample, wctx: Any, raw: Raw) -> dict[str, Any]:
+        """``sample`` written by ``codec`` and read back as the target's consumer reads it: the one
+        order of the write-time check (convert, vlmdata.write). ``raw`` gives the record's position;
+        a record the consumer would refuse or read otherwise raises RecordError."""
+        self.before_write(sample)
+        wctx.written_boxes = boxes = []
+        record: dict[str, Any] = codec.encode(sample, wctx)
+        self.after_write(record, raw, sample, boxes)
+        return record
+
     def before_write(self, sample: Sample) -> None:
         """VD108 on the source sample: text the target would read as tags or markup; and, with
         ``--fix-boxes swap``, reversed corners swapped (noted per record)."""

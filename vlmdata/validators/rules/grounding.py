@@ -16,7 +16,7 @@ from typing import Any
 
 from vlmdata.convert.swift_objects import parse_objects
 from vlmdata.errors import RecordError
-from vlmdata.schemas.sample import Box, Frame
+from vlmdata.schemas.sample import Box, Frame, part_boxes
 from vlmdata.validators.context import ValidationContext
 from vlmdata.validators.registry import rule
 from vlmdata.validators.view import RecordView
@@ -54,7 +54,7 @@ def boxes_of(view: RecordView) -> list[BoxAt]:
                 if p.type == "ref":
                     ref = p.text  # type: ignore[union-attr]
                 elif p.type in ("boxes", "points"):
-                    items = p.boxes if p.type == "boxes" else p.points  # type: ignore[union-attr]
+                    items = part_boxes(p)  # type: ignore[arg-type]
                     out.extend(BoxAt(where, ref, p.image_index, b) for b in items)  # type: ignore[union-attr]
     _CACHE[:] = [view, out]
     return out

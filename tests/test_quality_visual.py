@@ -88,3 +88,15 @@ def test_vd603_duplicate_image_in_sample(tmp_path: Path, img: Path):
     assert "image 1 ('scene.png') of this record is the same file as image 0" in found[0].message
     assert "image 2 ('scene_small.jpg') of this record is a near-duplicate" in found[1].message
     assert "of image 0 ('scene.png')" in found[1].message
+
+
+def test_the_visual_hash_cache_is_closed_with_the_run(tmp_path: Path, img: Path, monkeypatch):
+    from vlmdata.media import phash
+
+    closed = []
+    real = phash.ImageHasher.close
+    monkeypatch.setattr(phash.ImageHasher, "close", lambda self: closed.append(1) or real(self))
+    run(tmp_path, [row("ok", "scene.png"), row("blank", "black.jpg")], ["VD601"])
+    assert closed == [1]
+    run(tmp_path, [row("ok", "scene.png")], ["VD1"])  # no VD6 rule: no hasher made, none closed
+    assert closed == [1]

@@ -22,6 +22,14 @@ class ValidationContext:
     resolver: PathResolver | None = None
     inspector: MediaInspector = field(default_factory=MediaInspector)
     file_state: dict[str, Any] = field(default_factory=dict)  # per-file scratch space for rules
+    hasher: Any = None  # the VD6 rules' ImageHasher, made when first needed and closed with the run
+
+    def close(self) -> None:
+        """Close the run's caches (the probe cache, and the visual-hash cache when VD6 used it)."""
+        self.inspector.close()
+        if self.hasher is not None:
+            self.hasher.close()
+            self.hasher = None
 
     def new_file(self) -> None:
         self.file_state = {}

@@ -420,7 +420,7 @@ class ValidateJob:
         try:
             runner.run_target(target, self.from_format, self.target)
         finally:
-            runner.ctx.inspector.close()
+            runner.ctx.close()
         return report
 
 
@@ -513,7 +513,7 @@ def validate(
                 for t in expand(paths, root):
                     runner.run_target(t, job.from_format, job.target)
         finally:
-            runner.ctx.inspector.close()
+            runner.ctx.close()
     report.seconds = time.perf_counter() - started
     return report
 

@@ -32,12 +32,10 @@ def _visual(m: MediaView, ctx: ValidationContext) -> Visual | None:
         return None
     if info.is_dir or not m.resolved:
         return None
-    hasher = getattr(ctx, "_visual_hasher", None)
-    if hasher is None:
+    if ctx.hasher is None:
         cache = ctx.inspector.cache_file
-        hasher = ImageHasher(cache_file=cache or "", cache=cache is not None, threads=1)
-        ctx._visual_hasher = hasher  # type: ignore[attr-defined]  # one per run, like the inspector
-    v = hasher.get(m.resolved)
+        ctx.hasher = ImageHasher(cache_file=cache or "", cache=cache is not None, threads=1)  # one per run
+    v = ctx.hasher.get(m.resolved)
     return v if v.error is None else None
 
 
